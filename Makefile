@@ -1,0 +1,62 @@
+# race: `make` builds shim/librace.so and analyze/race; `make run` runs the demo;
+# `make test` runs every test. Dependencies come from Debian packages via scripts/deps.sh.
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+DESTDIR ?=
+WARN    := -std=gnu11 -Wall -Wextra -Werror
+CPPFLAGS += -Icommon
+
+SHIM_SRC := $(sort $(wildcard shim/*.c))
+SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
+SHIM_LIBS := -lunwind -lelf -ldl -lpthread
+ANA_SRC  := $(sort $(wildcard analyze/*.c))
+ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h
+ANA_LIBS := -ldw -lelf -lm
+
+all: shim/librace.so analyze/race
+
+.deps-stamp: scripts/deps.sh
+	scripts/deps.sh
+	touch $@
+
+shim/librace.so: $(SHIM_SRC) $(SHIM_HDR) | .deps-stamp
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -shared -fvisibility=hidden \
+	    -ftls-model=initial-exec -fno-omit-frame-pointer -o $@ $(SHIM_SRC) $(SHIM_LIBS)
+
+analyze/race: $(ANA_SRC) $(ANA_HDR) | .deps-stamp
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(ANA_SRC) $(ANA_LIBS)
+
+# The analyzer again under AddressSanitizer and UBSan, for the reader's robustness tests.
+analyze/race-asan: $(ANA_SRC) $(ANA_HDR) | .deps-stamp
+	$(CC) $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer $(CPPFLAGS) -o $@ $(ANA_SRC) $(ANA_LIBS)
+
+# Test programs: tests/NAME.c -> tests/bin/NAME. unit_* tests link shim sources they name.
+TEST_SRC := $(sort $(wildcard tests/*.c))
+TEST_BIN := $(patsubst tests/%.c,tests/bin/%,$(TEST_SRC))
+tests/bin/%: tests/%.c $(SHIM_HDR) | .deps-stamp
+	@mkdir -p tests/bin
+	$(CC) $(WARN) -O2 -g $(CPPFLAGS) -Ishim -o $@ $< $(shell sed -n 's/^ *\* *link: *//p' $<) -lpthread
+
+test: all analyze/race-asan $(TEST_BIN)
+	tests/run.sh
+
+smoke: all
+	tests/run.sh smoke
+
+run: all
+	tests/demo.sh
+
+bench: all $(TEST_BIN)
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/race $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 shim/librace.so $(DESTDIR)$(PREFIX)/lib/race/librace.so
+	install -m 0755 analyze/race $(DESTDIR)$(PREFIX)/bin/race
+
+clean:
+	rm -rf shim/librace.so analyze/race analyze/race-asan tests/bin tests/out bench/out
+
+.PHONY: all test smoke run bench install clean

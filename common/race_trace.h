@@ -1,0 +1,246 @@
+/* race_trace.h - the on-disk trace format: the one contract between shim/ and analyze/.
+ * Owns: every byte layout of a trace file (header, ring chunks, records, stack depot,
+ * module log), the record checksum, and the enumerations both sides name.
+ * Must never: include anything but <stdint.h>/<stddef.h>/<assert.h>, hold code that
+ * allocates, or change a layout without bumping RACE_TRACE_VERSION. See FORMAT.md. */
+#ifndef RACE_TRACE_H
+#define RACE_TRACE_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RACE_TRACE_MAGIC "RACETRC"  /* 7 chars + NUL = 8 bytes */
+#define RACE_TRACE_VERSION 1u
+#define RACE_TRACE_ENDIAN 0x01020304u
+#define RACE_HDR_SIZE 8192u
+#define RACE_REC_SIZE 64u
+#define RACE_CHUNK_SIZE 65536u                       /* one chunk header line + records */
+#define RACE_CHUNK_RECS ((RACE_CHUNK_SIZE / RACE_REC_SIZE) - 1u) /* 1023 */
+#define RACE_STATE_USED_BITS 24u
+#define RACE_STATE_USED_MASK ((1ull << RACE_STATE_USED_BITS) - 1ull)
+#define RACE_MAX_FRAMES 64u
+
+/* Header flags. */
+#define RACE_FLAG_CLOSED 1u      /* the process reached its exit handler */
+#define RACE_FLAG_FORKED 2u      /* this trace belongs to a child created by fork() */
+#define RACE_FLAG_STACKS_OFF 4u  /* libunwind could not be used: no stacks anywhere */
+
+/* Clock sources: how to turn a record's ts into nanoseconds. */
+enum race_clock {
+    RACE_CLOCK_TSC = 1,       /* ts = rdtsc; convert with the (tsc, mono_ns) pairs */
+    RACE_CLOCK_MONOTONIC = 2, /* ts = CLOCK_MONOTONIC in ns */
+};
+
+/* Ractor-id reader state, as the shim last knew it. */
+enum race_ractor_state {
+    RACE_RACTOR_UNKNOWN = 0,     /* not decided yet (process ended before the VM ran) */
+    RACE_RACTOR_VALID = 1,       /* offsets validated on the main thread: ids are real */
+    RACE_RACTOR_NOT_RUBY = 2,    /* no ruby_current_ec anywhere in the process */
+    RACE_RACTOR_UNSUPPORTED = 3, /* a Ruby whose version or layout we do not know */
+    RACE_RACTOR_INVALID = 4,     /* validation failed: ids forced to 0 */
+};
+
+/* Event kinds (race_rec.kind). */
+enum race_ev {
+    RACE_EV_FREE = 1,  /* a block was freed (or released by realloc) */
+};
+
+/* Entry points (race_rec.entry): which interposed function saw the event. */
+enum race_entry {
+    RACE_ENTRY_FREE = 1,
+    RACE_ENTRY_REALLOC = 2,      /* realloc moved the block: addr = old, aux = new */
+    RACE_ENTRY_REALLOC_ZERO = 3, /* realloc(p, 0) freed p */
+    RACE_ENTRY_REALLOCARRAY = 4, /* reallocarray moved the block */
+    RACE_ENTRY_RUBY_XFREE = 5,
+    RACE_ENTRY_RUBY_SIZED_XFREE = 6,
+    RACE_ENTRY_RUBY_XREALLOC = 7,  /* ruby_xrealloc moved the block */
+    RACE_ENTRY_RUBY_XREALLOC2 = 8, /* ruby_xrealloc2 moved the block */
+    RACE_ENTRY_RUBY_SIZED_XREALLOC = 9,
+    RACE_ENTRY_RUBY_SIZED_XREALLOC2 = 10,
+    RACE_ENTRY_MAX = 10,
+};
+
+/* Section table entry. All offsets are from the start of the file. */
+struct race_section {
+    uint64_t off;
+    uint64_t size;
+};
+
+/* The header, at offset 0. The live counters sit on cache lines of their own
+ * because every thread touches them when it claims a chunk. */
+struct race_hdr {
+    char magic[8];            /* RACE_TRACE_MAGIC */
+    uint32_t version;         /* RACE_TRACE_VERSION */
+    uint32_t endian;          /* RACE_TRACE_ENDIAN as written by the producer */
+    uint32_t hdr_size;        /* RACE_HDR_SIZE */
+    uint32_t rec_size;        /* RACE_REC_SIZE */
+    uint32_t chunk_size;      /* RACE_CHUNK_SIZE */
+    uint32_t chunk_recs;      /* RACE_CHUNK_RECS */
+    uint64_t file_size;
+    uint32_t nchunks;         /* ring.size / chunk_size */
+    uint32_t flags;           /* RACE_FLAG_* (written by the owner only) */
+    struct race_section ring;
+    struct race_section depot;
+    struct race_section modules;
+    struct race_section reserved[4]; /* findings and later sections; zero in v1 */
+    int32_t pid;
+    int32_t ppid;
+    uint32_t clock;           /* enum race_clock */
+    uint32_t ractor_state;    /* enum race_ractor_state */
+    uint64_t start_realtime_ns; /* CLOCK_REALTIME at start, for humans */
+    uint64_t clock_ts0;       /* ts at start ... */
+    uint64_t clock_mono0;     /* ... and CLOCK_MONOTONIC ns at the same moment */
+    uint64_t clock_ts1;       /* ts at exit (0 if the process did not exit cleanly) */
+    uint64_t clock_mono1;
+    uint64_t early_frees;     /* frees seen before the trace existed (not recorded) */
+    uint32_t stack_sample;    /* RACE_STACK_SAMPLE in force */
+    uint32_t stack_depth;     /* RACE_STACK_DEPTH in force */
+    uint32_t ractor_off[4];   /* ec->thread, thread->ractor, ractor->id, spare */
+    uint8_t pad0[8];
+    /* offset 256 */
+    uint64_t next_chunk;      /* chunks claimed so far (generation counter) */
+    uint8_t pad1[56];
+    uint64_t overwritten;     /* committed records lost to overwrite-oldest, exact */
+    uint8_t pad2[56];
+    uint64_t dropped;         /* events that could not be recorded at all */
+    uint64_t stack_dropped;   /* stacks not stored: depot full */
+    uint8_t pad3[48];
+    /* offset 448 */
+    char ruby_version[64];    /* "3.4.5" or "" */
+    char exe[448];            /* /proc/self/exe */
+    /* offset 960 */
+    uint32_t cmdline_len;     /* bytes used in cmdline: argv strings, each NUL-terminated */
+    uint32_t options_len;
+    uint8_t pad4[56];
+    /* offset 1024 */
+    char cmdline[4096];
+    /* offset 5120 */
+    char options[3072];       /* "NAME=value\n" for every RACE_* option in force */
+};
+
+/* A ring chunk's first 64 bytes. state = (gen + 1) << 24 | used: gen is the value
+ * of next_chunk the owner claimed, used the number of records it reserved. */
+struct race_chunk {
+    uint64_t state;
+    uint32_t tid;             /* owner's native thread id */
+    uint32_t pad;
+    uint64_t clock_ts;        /* ts and CLOCK_MONOTONIC ns when claimed: a calibration pair */
+    uint64_t clock_mono;
+    uint64_t gen_check;       /* gen + 1 again, written after tid/clock: pair is valid if equal */
+    uint8_t pad2[24];
+};
+
+/* One event, 64 bytes, one cache line. commit is written last, with release order:
+ * low 32 bits = (uint32_t)(gen * RACE_CHUNK_RECS + index), high 32 bits = race_rec_sum(). */
+struct race_rec {
+    uint64_t commit;
+    uint8_t kind;             /* enum race_ev */
+    uint8_t entry;            /* enum race_entry */
+    uint16_t flags;
+    uint32_t tid;             /* native thread id (gettid) */
+    uint32_t ractor;          /* Ractor id, 0 = none/unknown */
+    uint32_t stack;           /* stack depot id, 0 = no stack */
+    uint64_t seq;             /* per-thread sequence, from 1 */
+    uint64_t ts;              /* see race_hdr.clock */
+    uint64_t addr;            /* the freed block */
+    uint64_t size;            /* its usable size */
+    uint64_t aux;             /* entry-specific (new address for realloc) */
+};
+
+/* Stack depot: a header, a bucket array, then entries. A stack id is the
+ * entry's offset from the start of the entry area, in 8-byte units, plus 1. */
+struct race_depot_hdr {
+    uint64_t used;            /* bytes handed out in the entry area */
+    uint32_t nbuckets;        /* power of two */
+    uint32_t pad;
+    uint64_t entries_off;     /* from the start of the depot section */
+    uint64_t entries_size;
+    uint64_t unique;          /* entries published */
+    uint8_t pad2[24];
+};
+struct race_depot_entry {
+    uint32_t next;            /* next id in the bucket chain, 0 = end */
+    uint32_t hash;
+    uint16_t nframes;
+    uint16_t pad;
+    uint32_t commit;          /* == hash when the frames are complete */
+    uint64_t pc[];            /* return addresses, innermost first */
+};
+
+/* Module log: an append-only list of variable-size records. */
+struct race_mod_hdr {
+    uint64_t used;            /* bytes handed out after this header */
+    uint64_t count;
+    uint8_t pad[48];
+};
+struct race_mod {
+    uint32_t size;            /* of this record, multiple of 8 */
+    uint32_t commit;          /* RACE_MOD_COMMIT once complete */
+    uint64_t base;            /* load bias (dlpi_addr) */
+    uint64_t lo, hi;          /* lowest and highest mapped address of its PT_LOAD segments */
+    uint64_t ts;              /* when this mapping was recorded */
+    uint32_t gen;             /* 0 = at start-up, n = after the n-th dlopen */
+    uint16_t path_len;        /* without NUL */
+    uint8_t build_id_len;
+    uint8_t pad;
+    uint8_t build_id[32];
+    char path[];              /* path_len bytes + NUL, padded to 8 */
+};
+#define RACE_MOD_COMMIT 0x4d4f444bu /* "MODK" */
+
+static_assert(sizeof(struct race_hdr) == RACE_HDR_SIZE, "header size");
+static_assert(offsetof(struct race_hdr, next_chunk) == 256, "next_chunk line");
+static_assert(offsetof(struct race_hdr, overwritten) == 320, "overwritten line");
+static_assert(offsetof(struct race_hdr, dropped) == 384, "dropped line");
+static_assert(offsetof(struct race_hdr, ruby_version) == 448, "ruby_version");
+static_assert(offsetof(struct race_hdr, cmdline_len) == 960, "cmdline_len");
+static_assert(offsetof(struct race_hdr, cmdline) == 1024, "cmdline");
+static_assert(offsetof(struct race_hdr, options) == 5120, "options");
+static_assert(sizeof(struct race_chunk) == RACE_REC_SIZE, "chunk header is one record");
+static_assert(sizeof(struct race_rec) == RACE_REC_SIZE, "record size");
+static_assert(offsetof(struct race_rec, kind) == 8, "rec.kind");
+static_assert(offsetof(struct race_rec, seq) == 24, "rec.seq");
+static_assert(offsetof(struct race_rec, aux) == 56, "rec.aux");
+static_assert(sizeof(struct race_depot_hdr) == 64, "depot header");
+static_assert(sizeof(struct race_depot_entry) == 16, "depot entry");
+static_assert(sizeof(struct race_mod_hdr) == 64, "module log header");
+static_assert(sizeof(struct race_mod) == 80, "module record");
+
+/* The record checksum: a mix of the 56 payload bytes and the commit tag, so a record
+ * torn by two writers, or half-written when the process died, does not verify. */
+static inline uint32_t race_rec_sum(const struct race_rec *r, uint32_t tag)
+{
+    const uint64_t *w = (const uint64_t *)r;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ tag;
+    for (int i = 1; i < 8; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return (uint32_t)(h ^ (h >> 29)) | 1u; /* never 0: 0 marks an unwritten record */
+}
+
+/* Hash of a stack, used by the depot for deduplication. */
+static inline uint32_t race_stack_hash(const uint64_t *pc, uint32_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (uint32_t i = 0; i < n; i++) {
+        h ^= pc[i];
+        h *= 0x100000001b3ull;
+        h ^= h >> 31;
+    }
+    return (uint32_t)(h ^ (h >> 32)) | 1u;
+}
+
+static inline const char *race_entry_name(unsigned e)
+{
+    static const char *const names[] = {
+        "?", "free", "realloc", "realloc(0)", "reallocarray", "ruby_xfree",
+        "ruby_sized_xfree", "ruby_xrealloc", "ruby_xrealloc2", "ruby_sized_xrealloc",
+        "ruby_sized_xrealloc2",
+    };
+    return e <= RACE_ENTRY_MAX ? names[e] : "?";
+}
+
+#endif
