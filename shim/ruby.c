@@ -1,0 +1,205 @@
+/* ruby.c - the Ractor id of the running code, read at event time from
+ * ruby_current_ec -> thread -> ractor -> id with per-version offsets that are
+ * validated once on the main thread before any id is trusted. Owns the Ruby layout
+ * table. The hot read (shim.h) is four loads and never caches thread -> Ractor (the
+ * M:N scheduler moves Ractors between native threads). Validation reads through
+ * process_vm_readv so that a wrong offset cannot fault. Never calls Ruby's API. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Offsets: ec->thread_ptr, thread->ractor, ractor->pub.id; thread->vm,
+ * vm->ractor.main_ractor. Sources: ../shared/ruby-internals.md (3.1.7 checked with a
+ * C extension, 3.3.8 with offsetof, 3.4.5 with ptype /o, 4.0.0 from its DWARF). */
+static const struct ruby_layout {
+    int major, minor;
+    uint32_t off[4];
+    uint32_t th_vm, vm_main_ractor;
+} layouts[] = {
+    {3, 1, {48, 24, 8, 0}, 32, 32},
+    {3, 3, {48, 24, 8, 0}, 32, 32},
+    {3, 4, {48, 24, 8, 0}, 32, 32},
+    {4, 0, {48, 24, 8, 0}, 32, 32},
+};
+
+int race_ruby_state = RACE_RACTOR_UNKNOWN;
+intptr_t race_ec_tpoff;
+const uint32_t *race_ractor_off;
+void *const *race_vm_ptr;
+static const struct ruby_layout *layout;
+static char version[64];
+static int pending;          /* a known Ruby: validation still to do */
+static uint32_t main_tid;
+static uint64_t attempts;
+
+struct found {
+    char path[512];
+    uintptr_t base;
+    int hit;
+};
+
+static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct found *f = arg;
+    const char *name = info->dlpi_name;
+    if (f->hit)
+        return 1;
+    if (name && name[0] && !strstr(name, "libruby"))
+        return 0;
+    char path[512];
+    if (name && name[0]) {
+        race_strlcpy(path, name, sizeof(path));
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        if (n <= 0)
+            return 0;
+        path[n] = 0;
+    }
+    uint64_t v;
+    int tls;
+    if (race_elf_symbol(path, "ruby_current_ec", &v, &tls) && tls) {
+        race_strlcpy(f->path, path, sizeof(f->path));
+        f->base = info->dlpi_addr;
+        f->hit = (name && name[0]) ? 1 : 2;
+    }
+    return 0;
+}
+
+static void set_state(int s)
+{
+    __atomic_store_n(&race_ruby_state, s, __ATOMIC_RELEASE);
+    if (race_g.hdr)
+        race_g.hdr->ractor_state = (uint32_t)s;
+}
+
+void race_ruby_init(void)
+{
+    struct found f;
+    memset(&f, 0, sizeof(f));
+    main_tid = (uint32_t)gettid();
+    dl_iterate_phdr(find_cb, &f);
+    if (!f.hit) {
+        set_state(RACE_RACTOR_NOT_RUBY);
+        race_notice("not a Ruby process (no ruby_current_ec): Ractor ids are 0", NULL, NULL, NULL);
+        return;
+    }
+    uint64_t v, ec_off, vmp;
+    int tls;
+    if (race_elf_symbol(f.path, "ruby_version", &v, &tls) && !tls)
+        race_strlcpy(version, (const char *)(f.base + v), sizeof(version));
+    int major = 0, minor = 0;
+    const char *s = version;
+    while (*s >= '0' && *s <= '9')
+        major = major * 10 + (*s++ - '0');
+    if (*s == '.')
+        s++;
+    while (*s >= '0' && *s <= '9')
+        minor = minor * 10 + (*s++ - '0');
+    for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+        if (layouts[i].major == major && layouts[i].minor == minor)
+            layout = &layouts[i];
+    if (!layout) {
+        set_state(RACE_RACTOR_UNSUPPORTED);
+        race_notice("Ruby ", version[0] ? version : "(unknown version)",
+                    " has no known layout in race: Ractor ids are 0", NULL);
+        return;
+    }
+    race_elf_symbol(f.path, "ruby_current_ec", &ec_off, &tls);
+    void *h = dlopen(f.hit == 2 ? NULL : f.path, RTLD_NOLOAD | RTLD_LAZY);
+    void *block = NULL;
+    if (!h || dlinfo(h, RTLD_DI_TLS_DATA, &block) != 0 || !block) {
+        if (h)
+            dlclose(h);
+        set_state(RACE_RACTOR_UNSUPPORTED);
+        race_notice("Ruby ", version, ": libruby's TLS block cannot be located: Ractor ids are 0", NULL);
+        return;
+    }
+    dlclose(h);
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    /* A library loaded with the program sits in static TLS: the same offset from the
+     * thread pointer holds on every thread. */
+    race_ec_tpoff = (intptr_t)((uintptr_t)block + ec_off - tp);
+    if (race_elf_symbol(f.path, "ruby_current_vm_ptr", &vmp, &tls) && !tls)
+        race_vm_ptr = (void *const *)(f.base + vmp);
+    race_ractor_off = layout->off;
+    pending = 1;
+    if (race_opt.RACE_VERBOSE) {
+        char n[24];
+        race_fmt_u64(n, (uint64_t)(race_ec_tpoff < 0 ? -race_ec_tpoff : race_ec_tpoff));
+        race_notice("Ruby ", version, ": ruby_current_ec at thread pointer -", n);
+    }
+}
+
+void race_ruby_header(struct race_hdr *h)
+{
+    race_strlcpy(h->ruby_version, version, sizeof(h->ruby_version));
+    h->ractor_state = (uint32_t)race_ruby_state;
+    if (layout)
+        memcpy(h->ractor_off, layout->off, sizeof(h->ractor_off));
+}
+
+static int peek(uintptr_t addr, void *out, size_t n)
+{
+    struct iovec l = {out, n}, r = {(void *)addr, n};
+    return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)n;
+}
+
+static uint32_t fail(const char *why)
+{
+    pending = 0;
+    set_state(RACE_RACTOR_INVALID);
+    race_notice("Ruby ", version, ": Ractor-id offsets failed validation on the main thread (", why);
+    race_notice("Ractor ids are 0 for this process", NULL, NULL, NULL);
+    return 0;
+}
+
+/* Until validated, only the main thread may try; everyone else gets 0. Pointers
+ * still NULL mean the VM is not up yet: try again on a later event. */
+uint32_t race_ractor_slow(void)
+{
+    if (!pending)
+        return 0;
+    uint32_t tid = race_tls.tid ? race_tls.tid : (uint32_t)gettid();
+    if (tid != main_tid)
+        return 0;
+    if (++attempts > 10000000)
+        return fail("the VM never came up)");
+    uintptr_t tp, ec, th, r, vm, mr;
+    uint32_t id;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    ec = *(const uintptr_t *)(tp + race_ec_tpoff);
+    if (!ec)
+        return 0;
+    if (!peek(ec + layout->off[0], &th, 8))
+        return fail("ec unreadable)");
+    if (!th)
+        return 0;
+    if (!peek(th + layout->off[1], &r, 8) || !peek(th + layout->th_vm, &vm, 8))
+        return fail("thread unreadable)");
+    if (!r || !vm)
+        return 0;
+    if (race_vm_ptr && *race_vm_ptr && (uintptr_t)*race_vm_ptr != vm)
+        return fail("thread->vm is not ruby_current_vm_ptr)");
+    if (!peek(vm + layout->vm_main_ractor, &mr, 8))
+        return fail("vm unreadable)");
+    if (!mr)
+        return 0;
+    if (mr != r)
+        return fail("main thread's ractor is not vm->ractor.main_ractor)");
+    if (!peek(r + layout->off[2], &id, 4))
+        return fail("ractor unreadable)");
+    if (id != 1)
+        return fail("main Ractor's id is not 1)");
+    pending = 0;
+    set_state(RACE_RACTOR_VALID);
+    if (race_opt.RACE_VERBOSE)
+        race_notice("Ruby ", version, ": Ractor-id offsets validated on the main thread", NULL);
+    return 1;
+}

@@ -1,0 +1,141 @@
+/* shim.h - librace.so's private types and its map: prototypes grouped by the file
+ * that defines them. Owns the per-thread state (one initial-exec TLS block) and the
+ * process-wide state. Nothing here allocates; the hot-path helpers take no lock. */
+#ifndef RACE_SHIM_H
+#define RACE_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <x86intrin.h>
+
+#include "race_trace.h"
+
+#define RACE_EXPORT __attribute__((visibility("default")))
+#define RACE_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Exit statuses of a process that cannot start under race (documented in README). */
+#define RACE_EXIT_BADOPT 98 /* a RACE_* variable has a bad value or an unknown name */
+#define RACE_EXIT_TRACE 99  /* the trace file cannot be created */
+
+/* Per-thread state: one TLS block, initial-exec, so reaching it is one %fs load. */
+struct race_tls {
+    struct race_chunk *chunk; /* ring chunk this thread writes, NULL until the first event */
+    uint64_t gen;             /* that chunk's generation */
+    uint64_t seq;             /* events this thread recorded */
+    const void *ruby_free;    /* block a ruby_x* hook is freeing: libc's free of it is the same event */
+    int32_t countdown;        /* frees left until the next stacked one */
+    uint32_t epoch;           /* == race_g.epoch while chunk/tid/seq belong to this process */
+    uint32_t tid;
+    uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
+};
+extern __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
+
+/* Process-wide state, written at start-up and in the fork child only. */
+struct race_global {
+    struct race_hdr *hdr;      /* NULL: not recording */
+    uint8_t *ring;             /* first chunk */
+    uint32_t nchunks;
+    uint32_t epoch;            /* bumped in a fork child: invalidates every TLS block */
+    int clock;                 /* enum race_clock */
+    int started;               /* constructor finished (recording or not) */
+    uint64_t map_size;
+    int32_t stack_sample;
+    int32_t stack_depth;
+};
+extern struct race_global race_g;
+
+/* options.c */
+typedef const char *str_t;
+typedef int64_t int_t;
+struct race_options {
+#define RACE_OPT(name, type, def, lo, hi, unit, help) type##_t name;
+    #include "options.def"
+#undef RACE_OPT
+};
+extern struct race_options race_opt;
+void race_options_parse(void);
+size_t race_options_format(char *buf, size_t cap);
+
+/* notice.c: stderr lines built without stdio or malloc */
+void race_notice(const char *a, const char *b, const char *c, const char *d);
+size_t race_fmt_u64(char *buf, uint64_t v);
+size_t race_strlcpy(char *dst, const char *src, size_t cap);
+
+/* bootstrap.c */
+void *race_boot_alloc(size_t size, size_t align);
+int race_boot_owns(const void *p);
+size_t race_boot_size(const void *p);
+
+/* interpose.c */
+void race_interpose_resolve(void);
+extern void (*race_real_free)(void *);
+extern size_t (*race_real_usable)(void *);
+
+/* ring.c */
+struct race_rec *race_ring_reserve(struct race_tls *t, uint32_t *tag);
+void race_ring_commit(struct race_rec *slot, struct race_rec *r, uint32_t tag);
+void race_ring_attach(struct race_hdr *h);
+
+/* clock.c */
+void race_clock_init(void);
+uint64_t race_mono_ns(void);
+static inline uint64_t race_now(void)
+{
+    if (likely(race_g.clock == RACE_CLOCK_TSC))
+        return __rdtsc();
+    return race_mono_ns();
+}
+
+/* stacks.c */
+uint32_t race_stack_capture(void);
+void race_depot_init(struct race_hdr *h);
+void race_stacks_init(void);
+void race_stacks_self(uintptr_t lo, uintptr_t hi);
+
+/* modules.c */
+void race_modules_init(struct race_hdr *h);
+int race_modules_known(const uint64_t *pc, uint32_t n);
+void race_modules_rescan(void);
+
+/* symbols.c: ELF symbol lookup with libelf (start-up only: allocates) */
+int race_elf_symbol(const char *path, const char *name, uint64_t *value, int *is_tls);
+
+/* ruby.c */
+void race_ruby_init(void);
+void race_ruby_header(struct race_hdr *h);
+uint32_t race_ractor_slow(void);
+extern int race_ruby_state;
+extern intptr_t race_ec_tpoff;
+extern const uint32_t *race_ractor_off;
+extern void *const *race_vm_ptr;
+static inline uint32_t race_ractor_id(void)
+{
+    if (unlikely(race_ruby_state != RACE_RACTOR_VALID))
+        return race_ractor_slow();
+    if (race_vm_ptr && !*race_vm_ptr)
+        return 0; /* VM torn down: the ec may point at freed memory */
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    const uint8_t *ec = *(const uint8_t *const *)(tp + race_ec_tpoff);
+    if (!ec)
+        return 0;
+    const uint8_t *th = *(const uint8_t *const *)(ec + race_ractor_off[0]);
+    if (!th)
+        return 0;
+    const uint8_t *r = *(const uint8_t *const *)(th + race_ractor_off[1]);
+    if (!r)
+        return 0;
+    return *(const uint32_t *)(r + race_ractor_off[2]);
+}
+
+/* trace.c */
+int race_trace_open(int forked);
+void race_trace_close(void);
+
+/* record.c: turning one free into one record */
+void race_record_free(void *p, size_t size, unsigned entry, uint64_t aux);
+uint64_t race_record_early(void);
+
+#endif
