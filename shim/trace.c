@@ -192,9 +192,10 @@ __attribute__((constructor)) static void race_init(void)
         return;
     }
     race_stacks_init();
-    race_ruby_init();
     if (race_trace_open(0) != 0)
         _exit(RACE_EXIT_TRACE);
+    race_ruby_init();
+    race_ruby_header(race_g.hdr);
     pthread_atfork(NULL, NULL, atfork_child);
     race_g.started = 1;
 }

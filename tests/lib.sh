@@ -1,0 +1,70 @@
+# lib.sh - shared by the test scripts: assertions that print TAP-style lines, a
+# scratch directory removed on exit, and the paths of what `make` built.
+# Scripts run from the repository root.
+set -u
+ROOT=$(pwd)
+SHIM=$ROOT/shim/librace.so
+RACE=$ROOT/analyze/race
+BIN=$ROOT/tests/bin
+T=$(mktemp -d "${TMPDIR:-/tmp}/race-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+FAILS=0
+
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1: $2"; FAILS=$((FAILS + 1)); }
+# check NAME CONDITION-COMMAND... : ok when the command succeeds
+check() {
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name" "failed: $*"; fi
+}
+# eq NAME GOT WANT
+eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
+}
+# ge NAME GOT MIN
+ge() {
+    if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1"; else not_ok "$1" "got '$2', want >= $3"; fi
+}
+finish() { [ "$FAILS" -eq 0 ]; exit $?; }
+# the one trace file in a directory
+one_trace() { ls "$1"/race.*.trace 2>/dev/null | head -1; }
+
+# ruby_checks LABEL RUBY: the Ractor workloads on one Ruby under the shim. Output must
+# equal a run without the shim; frees must carry >= 3 distinct non-zero Ractor ids;
+# each Ractor's own marked free must carry the id Ruby itself reports for it.
+ruby_checks() {
+    local label=$1 ruby=$2 d=$T/$1
+    mkdir -p "$d"
+    "$ruby" examples/ractor_churn.rb 3 20000 > "$d/plain.out" 2>&1
+    env LD_PRELOAD="$SHIM" RACE_DIR="$d" "$ruby" examples/ractor_churn.rb 3 20000 > "$d/shim.out" 2> "$d/shim.err"
+    local rc=$?
+    eq "$label: churn exits 0 under the shim" "$rc" 0
+    check "$label: output identical with and without the shim" cmp -s "$d/plain.out" "$d/shim.out"
+    eq "$label: no notice from the shim" "$(grep '^race:' "$d/shim.err")" ""
+    local f; f=$(one_trace "$d")
+    check "$label: trace written" test -s "$f"
+    "$RACE" stats "$f" > "$d/stats.txt" 2>&1
+    eq "$label: race stats reads it" "$?" 0
+    "$RACE" dump --json "$f" > "$d/dump.jsonl" 2> "$d/dump.err"
+    eq "$label: race dump reads it" "$?" 0
+    local ids
+    ids=$(ruby -rjson -e 'ids = {}; STDIN.each_line { |l| e = JSON.parse(l); ids[e["ractor"]] = 1 if e["kind"] == "free" && e["ractor"].to_i > 0 }; puts ids.size' < "$d/dump.jsonl")
+    ge "$label: frees carry >= 3 distinct non-zero Ractor ids" "$ids" 3
+    check "$label: stats says the Ractor ids were validated" grep -qi 'valid' "$d/stats.txt"
+
+    rm -f "$d"/race.*.trace
+    env LD_PRELOAD="$SHIM" RACE_DIR="$d" "$ruby" tests/ruby/ractor_ids.rb > "$d/ids.out" 2>/dev/null
+    f=$(one_trace "$d")
+    "$RACE" dump --json "$f" > "$d/ids.jsonl" 2>/dev/null
+    local bad
+    bad=$(ruby -rjson -e '
+        evs = File.readlines(ARGV[1]).map { |l| JSON.parse(l) }.select { |e| e["kind"] == "free" }
+        File.readlines(ARGV[0]).each do |line|
+          id, size = line.split.map(&:to_i)
+          hits = evs.select { |e| e["size"].to_i > size && e["size"].to_i <= size + 64 && e["entry"].to_s.start_with?("ruby_") }
+          if hits.empty? then puts "no free of #{size} bytes"
+          elsif hits.any? { |e| e["ractor"] != id } then puts "free of #{size} bytes: ractor #{hits.map { |e| e["ractor"] }.inspect}, Ruby says #{id}"
+          end
+        end' "$d/ids.out" "$d/ids.jsonl")
+    eq "$label: $(wc -l < "$d/ids.out") Ractors: each marked free carries Ruby's own Ractor id" "$bad" ""
+}
