@@ -34,8 +34,10 @@ int main(int argc, char **argv)
     for (int k = 0; k < forks; k++) {
         pid_t pid = fork();
         if (pid == 0) {
-            for (int j = 0; j < 10; j++)
-                free(malloc(777));
+            for (int j = 0; j < 10; j++) {
+                void *volatile p = malloc(777); /* volatile: the pair must not be elided */
+                free(p);
+            }
             exit(0);
         }
         int st;

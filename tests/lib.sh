@@ -50,7 +50,9 @@ ruby_checks() {
     local ids
     ids=$(ruby -rjson -e 'ids = {}; STDIN.each_line { |l| e = JSON.parse(l); ids[e["ractor"]] = 1 if e["kind"] == "free" && e["ractor"].to_i > 0 }; puts ids.size' < "$d/dump.jsonl")
     ge "$label: frees carry >= 3 distinct non-zero Ractor ids" "$ids" 3
-    check "$label: stats says the Ractor ids were validated" grep -qi 'valid' "$d/stats.txt"
+    "$RACE" stats --json "$f" > "$d/stats.json" 2>&1
+    eq "$label: Ractor-id offsets validated at start-up" \
+        "$(ruby -rjson -e 'puts JSON.parse(STDIN.read)["traces"][0]["ractor_state"]' < "$d/stats.json")" valid
 
     rm -f "$d"/race.*.trace
     env LD_PRELOAD="$SHIM" RACE_DIR="$d" "$ruby" tests/ruby/ractor_ids.rb > "$d/ids.out" 2>/dev/null

@@ -1,0 +1,419 @@
+/* mktrace.c - writes a synthetic but fully valid race trace (format v1) for the analyzer's
+ * tests: several threads' chunks, real stacks of this program in the depot, and a module
+ * map of this process; options add damage (torn, corrupt, clamped, crashed, bad stack).
+ * Prints the counts a correct reader must find, one "name value" per line.
+ * Must never: depend on the analyzer's code: it is an independent writer of the format.
+ * link: -ldl
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "race_trace.h"
+
+#define MAX_THREADS 64
+#define DEPOT_SIZE 65536u
+#define MODS_SIZE 65536u
+#define NBUCKETS 64u
+#define MONO0 1000000000ull  /* CLOCK_MONOTONIC at start: 1 s */
+#define TSC_PER_NS 3ull      /* a 3 GHz TSC */
+#define START_REALTIME 1700000000123456789ull /* 2023-11-14 22:13:20.123 UTC */
+
+static struct {
+    int threads, events, chunks;
+    int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono;
+    int dropped;
+} opt = {.threads = 3, .events = 100, .chunks = 8};
+
+static uint8_t *file;
+static uint64_t file_size;
+static struct race_hdr *hdr;
+static uint64_t n_flipped, n_clamp_torn, n_corrupt;
+
+/* ---- Stacks: captured for real, so the analyzer must symbolize this file ---------- */
+
+static volatile int sink;
+
+static __attribute__((noipa)) int mk_capture(uint64_t *pc)
+{
+    void *buf[RACE_MAX_FRAMES];
+    int n = backtrace(buf, RACE_MAX_FRAMES); /* LINE:capture */
+    for (int i = 0; i < n; i++)
+        pc[i] = (uint64_t)(uintptr_t)buf[i];
+    sink += n;
+    return n;
+}
+
+static __attribute__((noipa)) int mk_leaf(uint64_t *pc)
+{
+    int n = mk_capture(pc); /* LINE:leaf */
+    sink += n;
+    return n;
+}
+
+static __attribute__((noipa)) int mk_middle_a(uint64_t *pc)
+{
+    int n = mk_leaf(pc); /* LINE:middle_a */
+    sink += 1;
+    return n;
+}
+
+static __attribute__((noipa)) int mk_middle_b(uint64_t *pc)
+{
+    int n = mk_leaf(pc); /* LINE:middle_b */
+    sink += 2;
+    return n;
+}
+
+/* ---- Depot ------------------------------------------------------------------------ */
+
+static uint32_t depot_add(const uint64_t *pc, uint32_t n)
+{
+    uint8_t *d = file + hdr->depot.off;
+    struct race_depot_hdr dh;
+    memcpy(&dh, d, sizeof dh);
+    uint32_t h = race_stack_hash(pc, n);
+    uint32_t bucket;
+    memcpy(&bucket, d + sizeof dh + 4 * (h & (dh.nbuckets - 1)), 4);
+    struct race_depot_entry e = {.next = bucket, .hash = h, .nframes = (uint16_t)n, .commit = h};
+    uint32_t id = (uint32_t)(dh.used / 8 + 1);
+    memcpy(d + dh.entries_off + dh.used, &e, sizeof e);
+    memcpy(d + dh.entries_off + dh.used + sizeof e, pc, 8ull * n);
+    memcpy(d + sizeof dh + 4 * (h & (dh.nbuckets - 1)), &id, 4);
+    dh.used += sizeof e + 8ull * n;
+    dh.unique++;
+    memcpy(d, &dh, sizeof dh);
+    return id;
+}
+
+/* ---- Module log ------------------------------------------------------------------- */
+
+static size_t note_build_id(const struct dl_phdr_info *info, uint8_t *out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            ElfW(Nhdr) nh;
+            memcpy(&nh, p, sizeof nh);
+            const uint8_t *name = p + sizeof nh;
+            const uint8_t *desc = name + ((nh.n_namesz + 3) & ~3u);
+            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                nh.n_descsz <= 32) {
+                memcpy(out, desc, nh.n_descsz);
+                return nh.n_descsz;
+            }
+            p = desc + ((nh.n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    int *first = ctx;
+    char exe[4096] = "";
+    const char *path = info->dlpi_name ? info->dlpi_name : "";
+    if (*first && !path[0] && !opt.empty_exe) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0)
+            exe[n] = 0;
+        path = exe;
+    }
+    *first = 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        if (info->dlpi_addr + ph->p_vaddr < lo)
+            lo = info->dlpi_addr + ph->p_vaddr;
+        if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > hi)
+            hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    }
+    if (hi == 0)
+        return 0;
+    uint8_t *log = file + hdr->modules.off;
+    struct race_mod_hdr mh;
+    memcpy(&mh, log, sizeof mh);
+    size_t plen = strlen(path);
+    uint32_t rsize = (uint32_t)((sizeof(struct race_mod) + plen + 1 + 7) & ~(size_t)7);
+    if (sizeof mh + mh.used + rsize > hdr->modules.size)
+        return 0;
+    struct race_mod m = {.size = rsize, .commit = RACE_MOD_COMMIT, .base = info->dlpi_addr,
+                         .lo = lo, .hi = hi, .ts = hdr->clock_ts0, .gen = 0,
+                         .path_len = (uint16_t)plen};
+    m.build_id_len = (uint8_t)note_build_id(info, m.build_id);
+    memcpy(log + sizeof mh + mh.used, &m, sizeof m);
+    memcpy(log + sizeof mh + mh.used + sizeof m, path, plen + 1);
+    mh.used += rsize;
+    mh.count++;
+    memcpy(log, &mh, sizeof mh);
+    return 0;
+}
+
+/* ---- Ring ------------------------------------------------------------------------- */
+
+struct thread {
+    uint32_t tid, ractor;
+    uint64_t seq;
+    uint64_t gen;    /* of the chunk it owns */
+    int has_chunk;
+};
+
+static uint64_t ts_of(uint64_t mono)
+{
+    return opt.mono ? mono : mono * TSC_PER_NS + 12345;
+}
+
+static struct race_chunk *chunk_at(uint64_t slot)
+{
+    return (struct race_chunk *)(file + hdr->ring.off + slot * RACE_CHUNK_SIZE);
+}
+
+static struct race_rec *rec_at(uint64_t slot, uint32_t i)
+{
+    return (struct race_rec *)(file + hdr->ring.off + slot * RACE_CHUNK_SIZE +
+                               RACE_REC_SIZE * (i + 1ull));
+}
+
+static void commit_rec(struct race_rec *r, uint64_t gen, uint32_t i)
+{
+    /* The checksum reads uint64_t words: compute it over a uint64_t copy. */
+    uint64_t w[8];
+    uint32_t tag = (uint32_t)(gen * RACE_CHUNK_RECS + i);
+    r->commit = 0;
+    memcpy(w, r, sizeof w);
+    r->commit = (uint64_t)race_rec_sum((const struct race_rec *)(const void *)w, tag) << 32 | tag;
+}
+
+/* As the shim does it (FORMAT.md, "Ring"): claim, install state over the older
+ * generation, count what that generation held as overwritten, then the pair. */
+static void claim(struct thread *th, uint64_t mono)
+{
+    uint64_t gen = hdr->next_chunk++;
+    struct race_chunk *c = chunk_at(gen % hdr->nchunks);
+    hdr->overwritten += c->state & RACE_STATE_USED_MASK;
+    memset(c, 0, RACE_CHUNK_SIZE);
+    c->state = (gen + 1) << RACE_STATE_USED_BITS;
+    c->tid = th->tid;
+    c->clock_ts = ts_of(mono);
+    c->clock_mono = mono;
+    c->gen_check = gen + 1;
+    th->gen = gen;
+    th->has_chunk = 1;
+}
+
+static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last)
+{
+    uint64_t mono = MONO0 + 1000 + k * 1000;
+    struct race_chunk *c = th->has_chunk ? chunk_at(th->gen % hdr->nchunks) : NULL;
+    /* Reclaimed by another thread, or full: the reservation fails, take a fresh chunk. */
+    if (!c || c->state >> RACE_STATE_USED_BITS != th->gen + 1 ||
+        (c->state & RACE_STATE_USED_MASK) == RACE_CHUNK_RECS) {
+        claim(th, mono);
+        c = chunk_at(th->gen % hdr->nchunks);
+    }
+    uint32_t i = (uint32_t)(c->state & RACE_STATE_USED_MASK);
+    c->state++;
+    struct race_rec *r = rec_at(th->gen % hdr->nchunks, i);
+    unsigned entry = 1 + (unsigned)(k % RACE_ENTRY_MAX);
+    uint64_t addr = 0x10000000ull + ((uint64_t)(th->tid & 0xff) << 24) + th->seq * 64;
+    int moves = entry == RACE_ENTRY_REALLOC || entry == RACE_ENTRY_REALLOCARRAY ||
+                entry == RACE_ENTRY_RUBY_XREALLOC || entry == RACE_ENTRY_RUBY_XREALLOC2;
+    *r = (struct race_rec){
+        .kind = RACE_EV_FREE, .entry = (uint8_t)entry, .tid = th->tid, .ractor = th->ractor,
+        .stack = stacks[k % 4], .seq = ++th->seq, .ts = ts_of(mono), .addr = addr,
+        .size = 16 + (k % 8) * 16, .aux = moves ? addr + 0x100000 : 0,
+    };
+    if (opt.crash && last) {
+        r->commit = 0; /* died before publishing: reserved, never committed */
+        return;
+    }
+    commit_rec(r, th->gen, i);
+}
+
+/* Damage applied after the run, to records that survived it. */
+static void damage(void)
+{
+    int torn = opt.torn, corrupt = opt.corrupt, bad_stack = opt.bad_stack, clamp = opt.clamp;
+    for (uint64_t s = 0; s < hdr->nchunks; s++) {
+        struct race_chunk *c = chunk_at(s);
+        uint64_t gen1 = c->state >> RACE_STATE_USED_BITS;
+        uint32_t used = (uint32_t)(c->state & RACE_STATE_USED_MASK);
+        if (!gen1)
+            continue;
+        for (uint32_t i = 0; i < used; i += 5) {
+            struct race_rec *r = rec_at(s, i);
+            if (r->commit == 0)
+                continue;
+            if (torn) {
+                r->size ^= 1; /* payload changed after commit: checksum fails */
+                torn--;
+                n_flipped++;
+            } else if (corrupt) {
+                r->kind = 99; /* checksum recomputed: a well-formed record of no known kind */
+                commit_rec(r, gen1 - 1, i);
+                corrupt--;
+                n_corrupt++;
+            } else if (bad_stack) {
+                r->stack = 0x7fffffff;
+                commit_rec(r, gen1 - 1, i);
+                bad_stack--;
+            }
+        }
+        if (clamp && used < RACE_CHUNK_RECS) {
+            /* used beyond 1023: the reader clamps, and finds the unwritten rest torn. */
+            c->state = (gen1 << RACE_STATE_USED_BITS) | RACE_STATE_USED_MASK;
+            n_clamp_torn += RACE_CHUNK_RECS - used;
+            clamp--;
+        }
+    }
+}
+
+static void header(int argc, char **argv)
+{
+    memcpy(hdr->magic, RACE_TRACE_MAGIC, 8);
+    hdr->version = RACE_TRACE_VERSION;
+    hdr->endian = RACE_TRACE_ENDIAN;
+    hdr->hdr_size = RACE_HDR_SIZE;
+    hdr->rec_size = RACE_REC_SIZE;
+    hdr->chunk_size = RACE_CHUNK_SIZE;
+    hdr->chunk_recs = RACE_CHUNK_RECS;
+    hdr->file_size = file_size;
+    hdr->nchunks = (uint32_t)opt.chunks;
+    hdr->flags = opt.crash ? 0 : RACE_FLAG_CLOSED;
+    hdr->ring = (struct race_section){RACE_HDR_SIZE, (uint64_t)opt.chunks * RACE_CHUNK_SIZE};
+    hdr->depot = (struct race_section){hdr->ring.off + hdr->ring.size, DEPOT_SIZE};
+    hdr->modules = (struct race_section){hdr->depot.off + DEPOT_SIZE, MODS_SIZE};
+    hdr->pid = getpid();
+    hdr->ppid = getppid();
+    hdr->clock = opt.mono ? RACE_CLOCK_MONOTONIC : RACE_CLOCK_TSC;
+    hdr->ractor_state = opt.ruby ? RACE_RACTOR_VALID : RACE_RACTOR_NOT_RUBY;
+    hdr->start_realtime_ns = START_REALTIME;
+    hdr->clock_ts0 = ts_of(MONO0);
+    hdr->clock_mono0 = MONO0;
+    hdr->early_frees = 7;
+    hdr->stack_sample = 1;
+    hdr->stack_depth = RACE_MAX_FRAMES;
+    hdr->dropped = (uint64_t)opt.dropped;
+    if (opt.ruby)
+        strcpy(hdr->ruby_version, "3.4.5");
+    ssize_t n = readlink("/proc/self/exe", hdr->exe, sizeof hdr->exe - 1);
+    if (n < 0)
+        hdr->exe[0] = 0;
+    size_t len = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t a = strlen(argv[i]) + 1;
+        if (len + a > sizeof hdr->cmdline)
+            break;
+        memcpy(hdr->cmdline + len, argv[i], a);
+        len += a;
+    }
+    hdr->cmdline_len = (uint32_t)len;
+    const char *o = "RACE_DIR=/tmp/mktrace\nRACE_STACK_SAMPLE=1\nRACE_STACK_DEPTH=64\n";
+    strcpy(hdr->options, o);
+    hdr->options_len = (uint32_t)strlen(o);
+    struct race_depot_hdr dh = {.nbuckets = NBUCKETS, .entries_off = 64 + 4 * NBUCKETS};
+    dh.entries_size = DEPOT_SIZE - dh.entries_off;
+    memcpy(file + hdr->depot.off, &dh, sizeof dh);
+}
+
+static void usage(void)
+{
+    fputs("usage: mktrace [--threads N] [--events N] [--chunks N] [--torn N] [--corrupt N]\n"
+          "               [--clamp N] [--bad-stack N] [--dropped N] [--crash] [--ruby]\n"
+          "               [--mono] [--empty-exe-path] OUT\n", stderr);
+    exit(64);
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int *num = !strcmp(a, "--threads") ? &opt.threads : !strcmp(a, "--events") ? &opt.events
+                 : !strcmp(a, "--chunks") ? &opt.chunks : !strcmp(a, "--torn") ? &opt.torn
+                 : !strcmp(a, "--corrupt") ? &opt.corrupt : !strcmp(a, "--clamp") ? &opt.clamp
+                 : !strcmp(a, "--bad-stack") ? &opt.bad_stack
+                 : !strcmp(a, "--dropped") ? &opt.dropped : NULL;
+        if (num) {
+            if (++i == argc)
+                usage();
+            *num = atoi(argv[i]);
+        } else if (!strcmp(a, "--crash")) {
+            opt.crash = 1;
+        } else if (!strcmp(a, "--ruby")) {
+            opt.ruby = 1;
+        } else if (!strcmp(a, "--mono")) {
+            opt.mono = 1;
+        } else if (!strcmp(a, "--empty-exe-path")) {
+            opt.empty_exe = 1;
+        } else if (a[0] == '-' || out) {
+            usage();
+        } else {
+            out = a;
+        }
+    }
+    if (!out || opt.threads < 1 || opt.threads > MAX_THREADS || opt.chunks < 1 || opt.events < 0)
+        usage();
+
+    file_size = RACE_HDR_SIZE + (uint64_t)opt.chunks * RACE_CHUNK_SIZE + DEPOT_SIZE + MODS_SIZE;
+    file = calloc(1, file_size);
+    hdr = (struct race_hdr *)file;
+    header(argc, argv);
+
+    uint64_t pc[RACE_MAX_FRAMES];
+    uint32_t stacks[4];
+    stacks[0] = depot_add(pc, (uint32_t)mk_middle_a(pc)); /* LINE:main_a */
+    stacks[1] = depot_add(pc, (uint32_t)mk_middle_b(pc)); /* LINE:main_b */
+    stacks[2] = depot_add(pc, (uint32_t)mk_leaf(pc));     /* LINE:main_leaf */
+    stacks[3] = 0;
+    int first = 1;
+    dl_iterate_phdr(add_module, &first);
+
+    struct thread th[MAX_THREADS];
+    for (int t = 0; t < opt.threads; t++)
+        th[t] = (struct thread){.tid = 1001 + (uint32_t)t, .ractor = opt.ruby ? 1 + (uint32_t)t : 0};
+    uint64_t k = 0;
+    for (int e = 0; e < opt.events; e++)
+        for (int t = 0; t < opt.threads; t++, k++)
+            emit(&th[t], k, stacks, e == opt.events - 1);
+    if (!opt.crash) {
+        hdr->clock_mono1 = MONO0 + 1000 + k * 1000;
+        hdr->clock_ts1 = ts_of(hdr->clock_mono1);
+    }
+    damage();
+
+    uint64_t total = k, incomplete = opt.crash ? (uint64_t)opt.threads : 0;
+    uint64_t valid = total - hdr->overwritten - incomplete - n_flipped - n_corrupt;
+    /* A clamped chunk's extra "records" were never events: torn, but not lost. */
+    uint64_t torn = n_flipped + n_clamp_torn + incomplete;
+
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, file, file_size) != (ssize_t)file_size || close(fd) != 0) {
+        fprintf(stderr, "mktrace: %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    printf("events %llu\nvalid %llu\ntorn %llu\ncorrupt %llu\noverwritten %llu\n"
+           "chunks_claimed %llu\nstacks %u\nfile_size %llu\nring_off %llu\ndepot_off %llu\n"
+           "modules_off %llu\n",
+           (unsigned long long)total, (unsigned long long)valid, (unsigned long long)torn,
+           (unsigned long long)n_corrupt, (unsigned long long)hdr->overwritten,
+           (unsigned long long)hdr->next_chunk, 3u, (unsigned long long)file_size,
+           (unsigned long long)hdr->ring.off, (unsigned long long)hdr->depot.off,
+           (unsigned long long)hdr->modules.off);
+    free(file);
+    return 0;
+}
