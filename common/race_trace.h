@@ -17,8 +17,9 @@
 #define RACE_REC_SIZE 64u
 #define RACE_CHUNK_SIZE 65536u                       /* one chunk header line + records */
 #define RACE_CHUNK_RECS ((RACE_CHUNK_SIZE / RACE_REC_SIZE) - 1u) /* 1023 */
-#define RACE_STATE_USED_BITS 24u
-#define RACE_STATE_USED_MASK ((1ull << RACE_STATE_USED_BITS) - 1ull)
+#define RACE_STATE_USED_BITS 24u              /* state = (gen + 1) << 24 | HELD | used */
+#define RACE_STATE_HELD (1ull << 23)          /* a thread is writing this chunk */
+#define RACE_STATE_USED_MASK (RACE_STATE_HELD - 1ull)
 #define RACE_MAX_FRAMES 64u
 
 /* Header flags. */
@@ -119,8 +120,9 @@ struct race_hdr {
     char options[3072];       /* "NAME=value\n" for every RACE_* option in force */
 };
 
-/* A ring chunk's first 64 bytes. state = (gen + 1) << 24 | used: gen is the value
- * of next_chunk the owner claimed, used the number of records it reserved. */
+/* A ring chunk's first 64 bytes. state = (gen + 1) << 24 | HELD | used: gen is the
+ * value of next_chunk the owner claimed, used the number of records it reserved, HELD
+ * set while its owner may still write (a held chunk is never reclaimed). */
 struct race_chunk {
     uint64_t state;
     uint32_t tid;             /* owner's native thread id */
@@ -207,18 +209,35 @@ static_assert(sizeof(struct race_depot_entry) == 16, "depot entry");
 static_assert(sizeof(struct race_mod_hdr) == 64, "module log header");
 static_assert(sizeof(struct race_mod) == 80, "module record");
 
-/* The record checksum: a mix of the 56 payload bytes and the commit tag, so a record
- * torn by two writers, or half-written when the process died, does not verify. */
+/* The record checksum over the seven payload words w[1..7] (w[0] is the commit word):
+ * folded with rotations (each word lands on different bit positions, so a word from
+ * another writer or a word never written changes the fold), mixed once with the
+ * commit tag. Independent operations only: it runs on every event. */
+static inline uint32_t race_rec_sum7(uint64_t w1, uint64_t w2, uint64_t w3, uint64_t w4,
+                                     uint64_t w5, uint64_t w6, uint64_t w7, uint32_t tag)
+{
+#define RACE_ROTL(x, k) (((x) << (k)) | ((x) >> (64 - (k))))
+    uint64_t a = w1 ^ RACE_ROTL(w2, 9) ^ RACE_ROTL(w3, 18) ^ RACE_ROTL(w4, 27);
+    uint64_t b = RACE_ROTL(w5, 36) ^ RACE_ROTL(w6, 45) ^ RACE_ROTL(w7, 54);
+#undef RACE_ROTL
+    uint64_t h = (a ^ b ^ tag) * 0xff51afd7ed558ccdull;
+    return (uint32_t)(h ^ (h >> 32)) | 1u; /* never 0: 0 marks an unwritten record */
+}
+
+static inline uint32_t race_rec_sum_words(const uint64_t *w, uint32_t tag)
+{
+    return race_rec_sum7(w[1], w[2], w[3], w[4], w[5], w[6], w[7], tag);
+}
+
 static inline uint32_t race_rec_sum(const struct race_rec *r, uint32_t tag)
 {
-    const uint64_t *w = (const uint64_t *)r;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ tag;
-    for (int i = 1; i < 8; i++) {
-        h ^= w[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return (uint32_t)(h ^ (h >> 29)) | 1u; /* never 0: 0 marks an unwritten record */
+    return race_rec_sum_words((const uint64_t *)r, tag);
+}
+
+/* The record's words as the producer builds them (little-endian x86-64 layout). */
+static inline uint64_t race_rec_word1(uint8_t kind, uint8_t entry, uint16_t flags, uint32_t tid)
+{
+    return (uint64_t)kind | (uint64_t)entry << 8 | (uint64_t)flags << 16 | (uint64_t)tid << 32;
 }
 
 /* Hash of a stack, used by the depot for deduplication. */

@@ -5,8 +5,7 @@
 
 #include "shim.h"
 
-#define BOOT_SIZE (256u * 1024u)
-static uint8_t boot_pool[BOOT_SIZE] __attribute__((aligned(64)));
+uint8_t race_boot_pool[RACE_BOOT_SIZE] __attribute__((aligned(64)));
 static uint64_t boot_used;
 
 /* Each block is preceded by 16 bytes holding its size, for realloc and usable_size. */
@@ -14,21 +13,16 @@ void *race_boot_alloc(size_t size, size_t align)
 {
     if (align < 16)
         align = 16;
-    if (size > BOOT_SIZE || (align & (align - 1)))
+    if (size > RACE_BOOT_SIZE || (align & (align - 1)))
         return NULL;
     size_t need = size + align + 16;
     uint64_t off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
-    if (off + need > BOOT_SIZE)
+    if (off + need > RACE_BOOT_SIZE)
         return NULL;
-    uintptr_t p = (uintptr_t)boot_pool + off + 16;
+    uintptr_t p = (uintptr_t)race_boot_pool + off + 16;
     p = (p + align - 1) & ~(uintptr_t)(align - 1);
     ((uint64_t *)p)[-1] = size;
     return (void *)p;
-}
-
-int race_boot_owns(const void *p)
-{
-    return (const uint8_t *)p >= boot_pool && (const uint8_t *)p < boot_pool + BOOT_SIZE;
 }
 
 size_t race_boot_size(const void *p)

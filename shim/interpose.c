@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "shim.h"
+#include "record.h"
 
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);

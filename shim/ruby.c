@@ -33,7 +33,7 @@ const uint32_t *race_ractor_off;
 void *const *race_vm_ptr;
 static const struct ruby_layout *layout;
 static char version[64];
-static int pending;          /* a known Ruby: validation still to do */
+int race_ruby_pending;       /* a known Ruby: validation still to do */
 static uint32_t main_tid;
 static uint64_t attempts;
 
@@ -129,7 +129,7 @@ void race_ruby_init(void)
     if (race_elf_symbol(f.path, "ruby_current_vm_ptr", &vmp, &tls) && !tls)
         race_vm_ptr = (void *const *)(f.base + vmp);
     race_ractor_off = layout->off;
-    pending = 1;
+    race_ruby_pending = 1;
     if (race_opt.RACE_VERBOSE) {
         char n[24];
         race_fmt_u64(n, (uint64_t)(race_ec_tpoff < 0 ? -race_ec_tpoff : race_ec_tpoff));
@@ -153,7 +153,7 @@ static int peek(uintptr_t addr, void *out, size_t n)
 
 static uint32_t fail(const char *why)
 {
-    pending = 0;
+    race_ruby_pending = 0;
     set_state(RACE_RACTOR_INVALID);
     race_notice("Ruby ", version, ": Ractor-id offsets failed validation on the main thread (", why);
     race_notice("Ractor ids are 0 for this process", NULL, NULL, NULL);
@@ -164,7 +164,7 @@ static uint32_t fail(const char *why)
  * still NULL mean the VM is not up yet: try again on a later event. */
 uint32_t race_ractor_slow(void)
 {
-    if (!pending)
+    if (!race_ruby_pending)
         return 0;
     uint32_t tid = race_tls.tid ? race_tls.tid : (uint32_t)gettid();
     if (tid != main_tid)
@@ -197,7 +197,7 @@ uint32_t race_ractor_slow(void)
         return fail("ractor unreadable)");
     if (id != 1)
         return fail("main Ractor's id is not 1)");
-    pending = 0;
+    race_ruby_pending = 0;
     set_state(RACE_RACTOR_VALID);
     if (race_opt.RACE_VERBOSE)
         race_notice("Ruby ", version, ": Ractor-id offsets validated on the main thread", NULL);

@@ -21,14 +21,18 @@
 
 /* Per-thread state: one TLS block, initial-exec, so reaching it is one %fs load. */
 struct race_tls {
-    struct race_chunk *chunk; /* ring chunk this thread writes, NULL until the first event */
+    struct race_chunk *chunk; /* ring chunk this thread holds, NULL until the first event */
     uint64_t gen;             /* that chunk's generation */
+    uint64_t state_base;      /* (gen + 1) << 24 | HELD: the chunk's state without used */
+    uint32_t used;            /* records reserved in that chunk */
+    uint32_t tag_base;        /* (uint32_t)(gen * RACE_CHUNK_RECS) */
     uint64_t seq;             /* events this thread recorded */
     const void *ruby_free;    /* block a ruby_x* hook is freeing: libc's free of it is the same event */
     int32_t countdown;        /* frees left until the next stacked one */
     uint32_t epoch;           /* == race_g.epoch while chunk/tid/seq belong to this process */
     uint32_t tid;
     uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
+    uint32_t exit_hook;       /* the thread-exit release of its chunk is armed */
 };
 extern __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 
@@ -64,8 +68,13 @@ size_t race_fmt_u64(char *buf, uint64_t v);
 size_t race_strlcpy(char *dst, const char *src, size_t cap);
 
 /* bootstrap.c */
+#define RACE_BOOT_SIZE (256u * 1024u)
+extern uint8_t race_boot_pool[RACE_BOOT_SIZE];
 void *race_boot_alloc(size_t size, size_t align);
-int race_boot_owns(const void *p);
+static inline int race_boot_owns(const void *p)
+{
+    return (const uint8_t *)p >= race_boot_pool && (const uint8_t *)p < race_boot_pool + RACE_BOOT_SIZE;
+}
 size_t race_boot_size(const void *p);
 
 /* interpose.c */
@@ -73,10 +82,11 @@ void race_interpose_resolve(void);
 extern void (*race_real_free)(void *);
 extern size_t (*race_real_usable)(void *);
 
-/* ring.c */
-struct race_rec *race_ring_reserve(struct race_tls *t, uint32_t *tag);
-void race_ring_commit(struct race_rec *slot, struct race_rec *r, uint32_t tag);
+/* ring.c (the per-record half is inline in ring.h) */
+struct race_rec *race_ring_reserve_slow(struct race_tls *t, uint32_t *tag);
 void race_ring_attach(struct race_hdr *h);
+void race_ring_release(struct race_tls *t);
+void race_ring_init(void);
 
 /* clock.c */
 void race_clock_init(void);
@@ -107,13 +117,14 @@ void race_ruby_init(void);
 void race_ruby_header(struct race_hdr *h);
 uint32_t race_ractor_slow(void);
 extern int race_ruby_state;
+extern int race_ruby_pending;
 extern intptr_t race_ec_tpoff;
 extern const uint32_t *race_ractor_off;
 extern void *const *race_vm_ptr;
 static inline uint32_t race_ractor_id(void)
 {
     if (unlikely(race_ruby_state != RACE_RACTOR_VALID))
-        return race_ractor_slow();
+        return race_ruby_pending ? race_ractor_slow() : 0;
     if (race_vm_ptr && !*race_vm_ptr)
         return 0; /* VM torn down: the ec may point at freed memory */
     uintptr_t tp;
@@ -134,8 +145,8 @@ static inline uint32_t race_ractor_id(void)
 int race_trace_open(int forked);
 void race_trace_close(void);
 
-/* record.c: turning one free into one record */
-void race_record_free(void *p, size_t size, unsigned entry, uint64_t aux);
+/* record.c (the per-event half is inline in record.h) */
+void race_record_early_free(void);
 uint64_t race_record_early(void);
 
 #endif

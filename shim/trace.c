@@ -192,6 +192,7 @@ __attribute__((constructor)) static void race_init(void)
         return;
     }
     race_stacks_init();
+    race_ring_init();
     if (race_trace_open(0) != 0)
         _exit(RACE_EXIT_TRACE);
     race_ruby_init();

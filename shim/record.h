@@ -1,0 +1,34 @@
+/* record.h - turns one free into one ring record: Ractor id, clock, optional sampled
+ * stack, per-thread sequence. Owns the stack-sampling countdown. Inline: it runs on
+ * every free. Never allocates; the one slow step (unwinding) runs behind the
+ * per-thread busy guard. */
+#ifndef RACE_RECORD_H
+#define RACE_RECORD_H
+
+#include "ring.h"
+
+static inline __attribute__((always_inline)) void race_record_free(void *p, size_t size, unsigned entry,
+                                                                   uint64_t aux)
+{
+    if (unlikely(!race_g.hdr)) {
+        if (!race_g.started)
+            race_record_early_free();
+        return;
+    }
+    struct race_tls *t = &race_tls;
+    uint32_t stack = 0;
+    if (race_g.stack_sample && !t->busy && --t->countdown <= 0) {
+        t->countdown = race_g.stack_sample;
+        stack = race_stack_capture();
+    }
+    uint64_t ractor_stack = (uint64_t)race_ractor_id() | (uint64_t)stack << 32;
+    uint64_t ts = race_now();
+    uint32_t tag;
+    struct race_rec *slot = race_ring_reserve(t, &tag);
+    if (unlikely(!slot))
+        return;
+    race_ring_commit(slot, tag, race_rec_word1(RACE_EV_FREE, (uint8_t)entry, 0, t->tid), ractor_stack,
+                     ++t->seq, ts, (uint64_t)(uintptr_t)p, size, aux);
+}
+
+#endif
