@@ -9,7 +9,7 @@ CPPFLAGS += -Icommon
 
 SHIM_SRC := $(sort $(wildcard shim/*.c))
 SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
-SHIM_LIBS := -lunwind -lelf -ldl -lpthread
+SHIM_LIBS := -lunwind -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
 ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h
 ANA_LIBS := -ldw -lelf -lm
@@ -22,7 +22,7 @@ all: shim/librace.so analyze/race
 
 shim/librace.so: $(SHIM_SRC) $(SHIM_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -ftls-model=initial-exec -fno-omit-frame-pointer -o $@ $(SHIM_SRC) $(SHIM_LIBS)
+	    -ftls-model=initial-exec -fno-omit-frame-pointer -D_GNU_SOURCE -o $@ $(SHIM_SRC) $(SHIM_LIBS)
 
 analyze/race: $(ANA_SRC) $(ANA_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(ANA_SRC) $(ANA_LIBS)

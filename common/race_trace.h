@@ -45,7 +45,12 @@ enum race_ractor_state {
 /* Event kinds (race_rec.kind). */
 enum race_ev {
     RACE_EV_FREE = 1,  /* a block was freed (or released by realloc) */
+    RACE_EV_ALLOC = 2, /* a guarded allocation: addr, size, aux = slot index */
 };
+
+/* Record flags (race_rec.flags). */
+#define RACE_RF_GUARDED 1u     /* the block lived in a guarded slot */
+#define RACE_RF_QUARANTINED 2u /* the block went to the quarantine instead of libc */
 
 /* Entry points (race_rec.entry): which interposed function saw the event. */
 enum race_entry {
@@ -84,7 +89,8 @@ struct race_hdr {
     struct race_section ring;
     struct race_section depot;
     struct race_section modules;
-    struct race_section reserved[4]; /* findings and later sections; zero in v1 */
+    struct race_section findings;    /* race_find_hdr + race_finding[]: never overwritten */
+    struct race_section reserved[3]; /* later sections; zero */
     int32_t pid;
     int32_t ppid;
     uint32_t clock;           /* enum race_clock */
@@ -191,6 +197,55 @@ struct race_mod {
 };
 #define RACE_MOD_COMMIT 0x4d4f444bu /* "MODK" */
 
+/* Findings: what the detectors saw, in a section of their own that overwriting
+ * cannot reach. Each record carries everything the report needs (the block, its
+ * allocation and its free), so a finding stays whole even when the ring has long
+ * overwritten the events around it. Stack ids refer to the depot. */
+enum race_find {
+    RACE_FIND_USE_AFTER_FREE = 1,  /* access to a freed guarded block */
+    RACE_FIND_OVERFLOW = 2,        /* access to the guard page after a guarded block */
+    RACE_FIND_UNDERFLOW = 3,       /* access to the guard page before a guarded block */
+    RACE_FIND_DOUBLE_FREE = 4,     /* free of a guarded block already freed */
+    RACE_FIND_INVALID_FREE = 5,    /* free of a pointer inside a guarded slot, not its start */
+    RACE_FIND_OVERFLOW_AT_FREE = 6,/* the slack after a guarded block was written (seen at free) */
+    RACE_FIND_WRITE_AFTER_FREE = 7,/* a quarantined block's poison changed before it left */
+    RACE_FIND_WILD_ACCESS = 8,     /* access to a guard-pool page no block ever used */
+    RACE_FIND_STALE_CI = 9,        /* a watched function was handed freed memory */
+    RACE_FIND_MAX = 9,
+};
+enum race_access { RACE_ACCESS_UNKNOWN = 0, RACE_ACCESS_READ = 1, RACE_ACCESS_WRITE = 2 };
+
+struct race_find_hdr {
+    uint64_t used;            /* records claimed (may exceed cap: the excess was dropped) */
+    uint64_t cap;             /* records the section holds */
+    uint8_t pad[48];
+};
+struct race_finding {
+    uint32_t commit;          /* RACE_FIND_COMMIT once complete */
+    uint16_t type;            /* enum race_find */
+    uint8_t access;           /* enum race_access */
+    uint8_t free_entry;       /* enum race_entry of the free */
+    uint32_t access_size;     /* bytes, 0 = unknown */
+    uint32_t tid;             /* who made the access (or the bad free) */
+    uint32_t ractor;
+    uint32_t stack;           /* use stack (depot id), 0 = none */
+    uint64_t addr;            /* accessed (or freed) address */
+    uint64_t pc;              /* faulting instruction, 0 = none */
+    uint64_t ts;
+    uint64_t block_addr;      /* the block it belongs to (0 = unknown) */
+    uint64_t block_size;
+    uint64_t alloc_ts;        /* 0 = allocation unknown */
+    uint32_t alloc_tid, alloc_ractor, alloc_stack;
+    uint32_t slot;            /* guarded slot index, UINT32_MAX = not a guarded block */
+    uint64_t free_ts;         /* 0 = not freed (overflow of a live block) */
+    uint32_t free_tid, free_ractor, free_stack;
+    uint32_t pad;
+    uint64_t free_seq;        /* the FREE record's seq on free_tid */
+    char detail[64];          /* e.g. the watched function, NUL-terminated */
+    uint8_t pad2[40];
+};
+#define RACE_FIND_COMMIT 0x444e4946u /* "FIND" */
+
 static_assert(sizeof(struct race_hdr) == RACE_HDR_SIZE, "header size");
 static_assert(offsetof(struct race_hdr, next_chunk) == 256, "next_chunk line");
 static_assert(offsetof(struct race_hdr, overwritten) == 320, "overwritten line");
@@ -208,6 +263,10 @@ static_assert(sizeof(struct race_depot_hdr) == 64, "depot header");
 static_assert(sizeof(struct race_depot_entry) == 16, "depot entry");
 static_assert(sizeof(struct race_mod_hdr) == 64, "module log header");
 static_assert(sizeof(struct race_mod) == 80, "module record");
+static_assert(sizeof(struct race_find_hdr) == 64, "findings header");
+static_assert(sizeof(struct race_finding) == 224, "finding record");
+static_assert(offsetof(struct race_finding, addr) == 24, "finding.addr");
+static_assert(offsetof(struct race_finding, free_seq) == 112, "finding.free_seq");
 
 /* The record checksum over the seven payload words w[1..7] (w[0] is the commit word):
  * folded with rotations (each word lands on different bit positions, so a word from
@@ -250,6 +309,16 @@ static inline uint32_t race_stack_hash(const uint64_t *pc, uint32_t n)
         h ^= h >> 31;
     }
     return (uint32_t)(h ^ (h >> 32)) | 1u;
+}
+
+static inline const char *race_find_name(unsigned f)
+{
+    static const char *const names[] = {
+        "?", "heap-use-after-free", "heap-buffer-overflow", "heap-buffer-underflow", "double-free",
+        "invalid-free", "heap-buffer-overflow-at-free", "write-after-free", "wild-access",
+        "stale-call-info",
+    };
+    return f <= RACE_FIND_MAX ? names[f] : "?";
 }
 
 static inline const char *race_entry_name(unsigned e)

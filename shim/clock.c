@@ -21,3 +21,15 @@ void race_clock_init(void)
         __get_cpuid(0x80000007u, &a, &b, &c, &d) && (d & (1u << 8)))
         race_g.clock = RACE_CLOCK_TSC;
 }
+
+/* Ticks to nanoseconds inside the process (for the immediate report): the TSC rate
+ * from the start-up pair to now. */
+uint64_t race_ticks_to_ns(uint64_t ticks)
+{
+    if (race_g.clock != RACE_CLOCK_TSC || !race_g.hdr)
+        return ticks;
+    uint64_t dt = __rdtsc() - race_g.hdr->clock_ts0, dn = race_mono_ns() - race_g.hdr->clock_mono0;
+    if (!dt || !dn)
+        return 0;
+    return (uint64_t)((long double)ticks * dn / dt);
+}

@@ -3,7 +3,6 @@
  * Owns the rule that one free is one event: a ruby_x* hook marks the block it frees
  * so the libc free it makes underneath is not recorded again. Never locks; serves
  * from the bootstrap pool until dlsym has answered. */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
@@ -70,10 +69,21 @@ static inline size_t usable(void *p)
     return race_g.hdr ? race_real_usable(p) : 0;
 }
 
+/* A sampled allocation goes to a guarded slot; when none is free it goes to libc. */
+#define GUARDED(n, align, zero)                                     \
+    do {                                                            \
+        if (unlikely(race_guard_want(n))) {                         \
+            void *g_ = race_pool_alloc((n), (align), (zero));       \
+            if (g_)                                                 \
+                return g_;                                          \
+        }                                                           \
+    } while (0)
+
 RACE_EXPORT void *malloc(size_t n)
 {
     if (unlikely(!ready()))
         return race_boot_alloc(n, 16);
+    GUARDED(n, 16, 0);
     return real_malloc(n);
 }
 
@@ -87,6 +97,9 @@ RACE_EXPORT void *calloc(size_t n, size_t m)
         }
         return race_boot_alloc(total, 16); /* static storage: already zero */
     }
+    size_t total;
+    if (!__builtin_mul_overflow(n, m, &total))
+        GUARDED(total, 16, 1);
     return real_calloc(n, m);
 }
 
@@ -97,6 +110,15 @@ RACE_EXPORT void free(void *p)
     if (unlikely(!ready()))
         return; /* cannot happen for a pointer libc gave out: it was resolved by then */
     struct race_tls *t = &race_tls;
+    if (unlikely(race_pool_owns(p))) {
+        unsigned entry = RACE_ENTRY_FREE;
+        if (t->ruby_free == p) {
+            entry = t->ruby_entry;
+            t->ruby_free = NULL;
+        }
+        race_pool_free(p, entry);
+        return;
+    }
     if (likely(t->ruby_free != p))
         race_record_free(p, usable(p), RACE_ENTRY_FREE, 0);
     else
@@ -114,9 +136,32 @@ static void *from_boot(void *p, size_t n)
     return q;
 }
 
+/* A guarded block never grows in place: a new block (sampled again like any
+ * allocation), a copy, and the guarded free of the old one. */
+static void *realloc_guarded(void *p, size_t n, unsigned entry)
+{
+    struct race_tls *t = &race_tls;
+    if (t->ruby_free == p) {
+        entry = t->ruby_entry;
+        t->ruby_free = NULL;
+    }
+    void *q = NULL;
+    if (n) {
+        q = malloc(n);
+        if (!q)
+            return NULL;
+        size_t old = race_pool_usable(p);
+        memcpy(q, p, old < n ? old : n);
+    }
+    race_pool_free(p, entry);
+    return q;
+}
+
 static void *realloc_common(void *p, size_t n, unsigned entry)
 {
     struct race_tls *t = &race_tls;
+    if (unlikely(race_pool_owns(p)))
+        return realloc_guarded(p, n, entry);
     int record = t->ruby_free != p;
     if (!record)
         t->ruby_free = NULL;
@@ -161,14 +206,21 @@ RACE_EXPORT void *reallocarray(void *p, size_t n, size_t m)
 
 RACE_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
     if (unlikely(!ready())) {
-        if (align < sizeof(void *) || (align & (align - 1)))
-            return EINVAL;
         void *p = race_boot_alloc(n, align);
         if (!p)
             return ENOMEM;
         *out = p;
         return 0;
+    }
+    if (unlikely(race_guard_want(n))) {
+        void *p = race_pool_alloc(n, align, 0);
+        if (p) {
+            *out = p;
+            return 0;
+        }
     }
     return real_posix_memalign(out, align, n);
 }
@@ -177,6 +229,8 @@ RACE_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     if (unlikely(!ready()))
         return race_boot_alloc(n, align);
+    if (align && !(align & (align - 1)))
+        GUARDED(n, align, 0);
     return real_aligned_alloc(align, n);
 }
 
@@ -184,6 +238,8 @@ RACE_EXPORT void *memalign(size_t align, size_t n)
 {
     if (unlikely(!ready()))
         return race_boot_alloc(n, align);
+    if (align && !(align & (align - 1)))
+        GUARDED(n, align, 0);
     return real_memalign(align, n);
 }
 
@@ -207,6 +263,8 @@ RACE_EXPORT size_t malloc_usable_size(void *p)
         return 0;
     if (unlikely(race_boot_owns(p)))
         return race_boot_size(p);
+    if (unlikely(race_pool_owns(p)))
+        return race_pool_usable(p);
     if (unlikely(!ready()))
         return 0;
     return race_real_usable(p);
@@ -226,8 +284,10 @@ static inline void ruby_free_common(void *p, unsigned entry, void (*real1)(void 
     /* t->ruby_free == p: an outer Ruby hook (ruby_xfree -> ruby_sized_xfree in 3.1)
      * has recorded this free already. */
     if (p && saved != p && !race_boot_owns(p) && ready()) {
-        race_record_free(p, usable(p), entry, 0);
+        if (!race_pool_owns(p)) /* a guarded block's free is recorded by the pool */
+            race_record_free(p, usable(p), entry, 0);
         t->ruby_free = p;
+        t->ruby_entry = entry;
     }
     if (real1)
         real1(p);
@@ -252,9 +312,10 @@ RACE_EXPORT void ruby_sized_xfree(void *p, size_t size)
     struct race_tls *t = &race_tls;                                     \
     const void *saved = t->ruby_free;                                   \
     size_t old = 0;                                                     \
-    if (p && saved != p && !race_boot_owns(p) && ready())               \
+    if (p && saved != p && !race_boot_owns(p) && !race_pool_owns(p) && ready()) \
         old = usable(p);                                                \
     t->ruby_free = p;                                                   \
+    t->ruby_entry = entry;                                              \
     void *q = call;                                                     \
     t->ruby_free = saved;                                               \
     if (p && q != p && old)                                             \

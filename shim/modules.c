@@ -3,7 +3,6 @@
  * stack holds a pc outside every known module (a library loaded by dlopen since).
  * Owns the module log section and the in-memory range table. Never allocates; a
  * rescan is skipped, not waited for, when another thread is already doing one. */
-#define _GNU_SOURCE
 #include <elf.h>
 #include <link.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #define MAX_RANGES 1024
 static struct {
     uint64_t lo, hi;
+    const char *name; /* the loader's string (lives as long as the object) or exe_path */
 } ranges[MAX_RANGES];
 static uint32_t nranges;
 static struct race_mod_hdr *mh;
@@ -34,6 +34,22 @@ int race_modules_known(const uint64_t *pc, uint32_t n)
             return 0;
     }
     return 1;
+}
+
+/* "path+0xoffset" for a pc, for reports written where nothing can be symbolized. */
+size_t race_modules_describe(uint64_t pc, char *buf, size_t cap)
+{
+    uint32_t nr = __atomic_load_n(&nranges, __ATOMIC_ACQUIRE);
+    for (uint32_t j = 0; j < nr; j++) {
+        if (pc >= ranges[j].lo && pc < ranges[j].hi) {
+            char hex[24];
+            size_t k = race_strlcpy(buf, ranges[j].name, cap);
+            k += race_strlcpy(buf + k, "+0x", cap - k);
+            race_fmt_hex(hex, pc - ranges[j].lo);
+            return k + race_strlcpy(buf + k, hex, cap - k);
+        }
+    }
+    return race_strlcpy(buf, "<unknown module>", cap);
 }
 
 static int have_range(uint64_t lo, uint64_t hi)
@@ -114,6 +130,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
         race_stacks_self(lo, hi);
     ranges[nranges].lo = lo;
     ranges[nranges].hi = hi;
+    ranges[nranges].name = path;
     __atomic_store_n(&nranges, nranges + 1, __ATOMIC_RELEASE);
     return 0;
 }

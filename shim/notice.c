@@ -32,6 +32,20 @@ size_t race_fmt_u64(char *buf, uint64_t v)
     return n;
 }
 
+size_t race_fmt_hex(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return n;
+}
+
 void race_notice(const char *a, const char *b, const char *c, const char *d)
 {
     char line[1024];

@@ -10,21 +10,75 @@
 extern char **environ;
 
 struct race_options race_opt = {
-#define RACE_OPT(name, type, def, lo, hi, unit, help) .name = def,
+#define RACE_OPT(name, type, def, lo, hi, unit, check, help) .name = def,
 #include "options.def"
 #undef RACE_OPT
 };
 
 #define RACE_IS_int 1
 #define RACE_IS_str 0
+/* Validators of structured strings: 1 when the value is well-formed. */
+int race_parse_sizes(const char *s, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t v[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        while (*s >= '0' && *s <= '9') {
+            v[k] = v[k] * 10 + (uint64_t)(*s++ - '0');
+            if (v[k] > (1u << 20))
+                return 0;
+        }
+        if (k == 0 && *s++ != '-')
+            return 0;
+    }
+    if (*s || v[0] < 1 || v[0] > v[1])
+        return 0;
+    *lo = v[0];
+    *hi = v[1];
+    return 1;
+}
+
+static int check_sizes(const char *s)
+{
+    uint64_t lo, hi;
+    return race_parse_sizes(s, &lo, &hi);
+}
+
+static int check_sites(const char *s)
+{
+    /* comma-separated C identifiers, none empty */
+    int len = 0;
+    for (;; s++) {
+        if (*s == ',' || !*s) {
+            if (!len)
+                return 0;
+            if (!*s)
+                return 1;
+            len = 0;
+        } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
+                   (len && *s >= '0' && *s <= '9') || *s == '.' || *s == '@') {
+            len++;
+        } else {
+            return 0;
+        }
+    }
+}
+
+static int check_on_finding(const char *s)
+{
+    return strcmp(s, "abort") == 0 || strcmp(s, "continue") == 0;
+}
+
 static const struct opt_desc {
     const char *name;
     int is_int;
     int64_t lo, hi;
     const char *unit;
+    int (*check)(const char *);
     void *slot;
 } descs[] = {
-#define RACE_OPT(name, type, def, lo, hi, unit, help) {#name, RACE_IS_##type, lo, hi, unit, &race_opt.name},
+#define RACE_OPT(name, type, def, lo, hi, unit, check, help) {#name, RACE_IS_##type, lo, hi, unit, check, &race_opt.name},
 #include "options.def"
 #undef RACE_OPT
 };
@@ -46,6 +100,9 @@ static __attribute__((noreturn)) void bad(const char *var, const char *why, cons
             k += race_strlcpy(range + k, d->unit, sizeof(range) - k);
             race_strlcpy(range + k, ")", sizeof(range) - k);
         }
+    } else if (d && d->check) {
+        size_t k = race_strlcpy(range, "; expected ", sizeof(range));
+        race_strlcpy(range + k, d->unit, sizeof(range) - k);
     } else if (d) {
         race_strlcpy(range, "; expected a non-empty path", sizeof(range));
     }
@@ -89,6 +146,8 @@ void race_options_parse(void)
         if (!d->is_int) {
             if (!*val)
                 bad(var, "empty value", d);
+            if (d->check && !d->check(val))
+                bad(var, "malformed", d);
             *(const char **)d->slot = val;
             continue;
         }

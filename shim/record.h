@@ -7,6 +7,26 @@
 
 #include "ring.h"
 
+/* One record: returns its per-thread seq, 0 when nothing was recorded. */
+static inline __attribute__((always_inline)) uint64_t race_record_event(unsigned kind, unsigned entry,
+                                                                       unsigned flags, void *p, size_t size,
+                                                                       uint64_t aux, uint32_t stack)
+{
+    if (unlikely(!race_g.hdr))
+        return 0;
+    struct race_tls *t = &race_tls;
+    uint64_t ractor_stack = (uint64_t)race_ractor_id() | (uint64_t)stack << 32;
+    uint64_t ts = race_now();
+    uint32_t tag;
+    struct race_rec *slot = race_ring_reserve(t, &tag);
+    if (unlikely(!slot))
+        return 0;
+    uint64_t seq = ++t->seq;
+    race_ring_commit(slot, tag, race_rec_word1((uint8_t)kind, (uint8_t)entry, (uint16_t)flags, t->tid),
+                     ractor_stack, seq, ts, (uint64_t)(uintptr_t)p, size, aux);
+    return seq;
+}
+
 static inline __attribute__((always_inline)) void race_record_free(void *p, size_t size, unsigned entry,
                                                                    uint64_t aux)
 {
@@ -21,14 +41,7 @@ static inline __attribute__((always_inline)) void race_record_free(void *p, size
         t->countdown = race_g.stack_sample;
         stack = race_stack_capture();
     }
-    uint64_t ractor_stack = (uint64_t)race_ractor_id() | (uint64_t)stack << 32;
-    uint64_t ts = race_now();
-    uint32_t tag;
-    struct race_rec *slot = race_ring_reserve(t, &tag);
-    if (unlikely(!slot))
-        return;
-    race_ring_commit(slot, tag, race_rec_word1(RACE_EV_FREE, (uint8_t)entry, 0, t->tid), ractor_stack,
-                     ++t->seq, ts, (uint64_t)(uintptr_t)p, size, aux);
+    race_record_event(RACE_EV_FREE, entry, 0, p, size, aux, stack);
 }
 
 #endif

@@ -3,7 +3,6 @@
  * records) and the exact counters of overwritten and dropped records; the per-record
  * half is inline in ring.h. Never blocks, never locks, never allocates. Protocol:
  * common/FORMAT.md. */
-#define _GNU_SOURCE
 #include <pthread.h>
 #include <unistd.h>
 

@@ -4,7 +4,6 @@
  * table. The hot read (shim.h) is four loads and never caches thread -> Ractor (the
  * M:N scheduler moves Ractors between native threads). Validation reads through
  * process_vm_readv so that a wrong offset cannot fault. Never calls Ruby's API. */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>

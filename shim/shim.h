@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include "race_trace.h"
@@ -28,7 +29,9 @@ struct race_tls {
     uint32_t tag_base;        /* (uint32_t)(gen * RACE_CHUNK_RECS) */
     uint64_t seq;             /* events this thread recorded */
     const void *ruby_free;    /* block a ruby_x* hook is freeing: libc's free of it is the same event */
+    uint32_t ruby_entry;      /* that hook's enum race_entry */
     int32_t countdown;        /* frees left until the next stacked one */
+    int32_t guard_countdown;  /* allocations left until the next guarded one */
     uint32_t epoch;           /* == race_g.epoch while chunk/tid/seq belong to this process */
     uint32_t tid;
     uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
@@ -47,6 +50,9 @@ struct race_global {
     uint64_t map_size;
     int32_t stack_sample;
     int32_t stack_depth;
+    int32_t guard_sample;      /* RACE_GUARD_SAMPLE, 0 when the pool is off */
+    int32_t guard_sites;       /* RACE_GUARD_SITES is set and the pool is on */
+    int32_t on_finding_abort;  /* RACE_ON_FINDING=abort */
 };
 extern struct race_global race_g;
 
@@ -54,17 +60,19 @@ extern struct race_global race_g;
 typedef const char *str_t;
 typedef int64_t int_t;
 struct race_options {
-#define RACE_OPT(name, type, def, lo, hi, unit, help) type##_t name;
+#define RACE_OPT(name, type, def, lo, hi, unit, check, help) type##_t name;
     #include "options.def"
 #undef RACE_OPT
 };
 extern struct race_options race_opt;
 void race_options_parse(void);
+int race_parse_sizes(const char *s, uint64_t *lo, uint64_t *hi);
 size_t race_options_format(char *buf, size_t cap);
 
 /* notice.c: stderr lines built without stdio or malloc */
 void race_notice(const char *a, const char *b, const char *c, const char *d);
 size_t race_fmt_u64(char *buf, uint64_t v);
+size_t race_fmt_hex(char *buf, uint64_t v);
 size_t race_strlcpy(char *dst, const char *src, size_t cap);
 
 /* bootstrap.c */
@@ -91,6 +99,7 @@ void race_ring_init(void);
 /* clock.c */
 void race_clock_init(void);
 uint64_t race_mono_ns(void);
+uint64_t race_ticks_to_ns(uint64_t ticks);
 static inline uint64_t race_now(void)
 {
     if (likely(race_g.clock == RACE_CLOCK_TSC))
@@ -100,6 +109,10 @@ static inline uint64_t race_now(void)
 
 /* stacks.c */
 uint32_t race_stack_capture(void);
+uint32_t race_stack_capture_uc(void *uc);
+int race_stack_raw(void **buf, int n);
+int race_stack_is_self(uint64_t pc);
+uint32_t race_depot_frames(uint32_t id, const uint64_t **pc);
 void race_depot_init(struct race_hdr *h);
 void race_stacks_init(void);
 void race_stacks_self(uintptr_t lo, uintptr_t hi);
@@ -107,10 +120,12 @@ void race_stacks_self(uintptr_t lo, uintptr_t hi);
 /* modules.c */
 void race_modules_init(struct race_hdr *h);
 int race_modules_known(const uint64_t *pc, uint32_t n);
+size_t race_modules_describe(uint64_t pc, char *buf, size_t cap);
 void race_modules_rescan(void);
 
 /* symbols.c: ELF symbol lookup with libelf (start-up only: allocates) */
 int race_elf_symbol(const char *path, const char *name, uint64_t *value, int *is_tls);
+void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_t hi, void *arg), void *arg);
 
 /* ruby.c */
 void race_ruby_init(void);
@@ -141,9 +156,55 @@ static inline uint32_t race_ractor_id(void)
     return *(const uint32_t *)(r + race_ractor_off[2]);
 }
 
+/* pool.c: the guarded sampling pool */
+extern uintptr_t race_pool_base;
+extern uint64_t race_pool_size;
+void race_pool_init(void);
+void race_pool_resolve_sites(void);
+int race_pool_decide(struct race_tls *t, size_t n);
+void *race_pool_alloc(size_t size, size_t align, int zero);
+void race_pool_free(void *p, unsigned entry);
+size_t race_pool_usable(const void *p);
+int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
+int race_pool_open(int slot, int open_guard);
+int race_pool_reported(int slot);
+uint64_t race_pool_skipped(void);
+static inline int race_pool_owns(const void *p)
+{
+    return (uintptr_t)p - race_pool_base < race_pool_size;
+}
+/* The per-allocation sampling decision: one decrement and branch unless
+ * RACE_GUARD_SITES asks to look at every allocation's stack. */
+static inline int race_guard_want(size_t n)
+{
+    struct race_tls *t = &race_tls;
+    if (likely(--t->guard_countdown > 0) && likely(!race_g.guard_sites))
+        return 0;
+    return race_pool_decide(t, n);
+}
+
+/* findings.c: findings into their own section, and the immediate stderr report */
+void race_findings_init(struct race_hdr *h);
+void race_findings_path(const char *path);
+void race_finding_report(struct race_finding *f, const void *uc);
+
+/* signals.c: our SIGSEGV/SIGBUS handlers stay first; the program's are chained */
+void race_signals_init(void);
+void race_signal_chain(int sig, void *si, void *uc);
+
+/* arch_x86.c: what a fault's machine context says */
+uint64_t race_arch_pc(const void *uc);
+int race_arch_is_write(const void *uc);
+uint32_t race_arch_access_size(uint64_t pc);
+
 /* trace.c */
 int race_trace_open(int forked);
 void race_trace_close(void);
+
+static inline uint32_t race_tid(const struct race_tls *t)
+{
+    return t->tid && t->epoch == race_g.epoch ? t->tid : (uint32_t)gettid();
+}
 
 /* record.c (the per-event half is inline in record.h) */
 void race_record_early_free(void);

@@ -72,6 +72,26 @@ static uint32_t depot_put(const uint64_t *pc, uint32_t n)
     return id;
 }
 
+int race_stack_is_self(uint64_t pc)
+{
+    return pc >= self_lo && pc < self_hi;
+}
+
+int race_stack_raw(void **buf, int n)
+{
+    return unw_backtrace(buf, n);
+}
+
+static uint32_t store(const uint64_t *pc, uint32_t k)
+{
+    if (!k || !dh)
+        return 0;
+    if (!race_modules_known(pc, k))
+        race_modules_rescan();
+    return depot_put(pc, k);
+}
+
+/* The caller's stack, without the shim's own frames. */
 __attribute__((noinline)) uint32_t race_stack_capture(void)
 {
     struct race_tls *t = &race_tls;
@@ -81,16 +101,44 @@ __attribute__((noinline)) uint32_t race_stack_capture(void)
     int n = unw_backtrace(raw, (int)(sizeof(raw) / sizeof(raw[0])));
     uint32_t k = 0;
     int i = 0;
-    while (i < n && (uintptr_t)raw[i] >= self_lo && (uintptr_t)raw[i] < self_hi)
+    while (i < n && race_stack_is_self((uintptr_t)raw[i]))
         i++;
     for (; i < n && k < (uint32_t)race_g.stack_depth; i++)
         pc[k++] = (uint64_t)(uintptr_t)raw[i];
-    uint32_t id = 0;
-    if (k) {
-        if (!race_modules_known(pc, k))
-            race_modules_rescan();
-        id = depot_put(pc, k);
-    }
+    uint32_t id = store(pc, k);
     t->busy--;
     return id;
+}
+
+/* The stack of the code a signal interrupted, from its machine context: frame 0 is
+ * the faulting instruction itself. On x86-64 libunwind's context is a ucontext_t. */
+uint32_t race_stack_capture_uc(void *uc)
+{
+    struct race_tls *t = &race_tls;
+    uint64_t pc[RACE_MAX_FRAMES];
+    unw_cursor_t cur;
+    uint32_t k = 0;
+    t->busy++;
+    if (unw_init_local2(&cur, (unw_context_t *)uc, UNW_INIT_SIGNAL_FRAME) == 0) {
+        do {
+            unw_word_t ip;
+            if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || !ip)
+                break;
+            pc[k++] = ip;
+        } while (k < (uint32_t)race_g.stack_depth && unw_step(&cur) > 0);
+    }
+    uint32_t id = store(pc, k);
+    t->busy--;
+    return id;
+}
+
+uint32_t race_depot_frames(uint32_t id, const uint64_t **pc)
+{
+    if (!id || !dh || (uint64_t)(id - 1) * 8 >= dh->entries_size)
+        return 0;
+    const struct race_depot_entry *e = (const struct race_depot_entry *)(entries + (uint64_t)(id - 1) * 8);
+    if (__atomic_load_n(&e->commit, __ATOMIC_ACQUIRE) != e->hash || e->nframes > RACE_MAX_FRAMES)
+        return 0;
+    *pc = e->pc;
+    return e->nframes;
 }

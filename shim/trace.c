@@ -4,7 +4,6 @@
  * marked closed by the exit handler. Owns the constructor, the destructor and the
  * atfork child handler. Uses syscalls and stack buffers only: it runs before the
  * allocator is settled and in the child of a multi-threaded fork. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,8 +17,10 @@
 
 __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 struct race_global race_g;
+static char trace_path[4200];
 
 #define MODULES_SIZE (512u * 1024u)
+#define FINDINGS_SIZE (64u + 1024u * sizeof(struct race_finding))
 
 static void exe_name(char *out, size_t cap)
 {
@@ -82,7 +83,7 @@ int race_trace_open(int forked)
     uint64_t ring = (uint64_t)race_opt.RACE_RING_MB << 20;
     uint64_t nchunks = ring / RACE_CHUNK_SIZE;
     uint64_t depot = (uint64_t)race_opt.RACE_DEPOT_MB << 20;
-    uint64_t size = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE + depot + MODULES_SIZE;
+    uint64_t size = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE + depot + MODULES_SIZE + FINDINGS_SIZE;
 
     int fd = create_file(path, sizeof(path));
     if (fd < 0) {
@@ -126,6 +127,8 @@ int race_trace_open(int forked)
     h->depot.size = depot;
     h->modules.off = h->depot.off + depot;
     h->modules.size = MODULES_SIZE;
+    h->findings.off = h->modules.off + MODULES_SIZE;
+    h->findings.size = FINDINGS_SIZE;
     h->pid = getpid();
     h->ppid = getppid();
     h->clock = (uint32_t)race_g.clock;
@@ -148,6 +151,9 @@ int race_trace_open(int forked)
     race_ring_attach(h);
     race_depot_init(h);
     race_modules_init(h);
+    race_findings_init(h);
+    race_strlcpy(trace_path, path, sizeof(trace_path));
+    race_findings_path(trace_path);
     __atomic_store_n(&race_g.hdr, h, __ATOMIC_RELEASE);
     if (race_opt.RACE_VERBOSE)
         race_notice("recording to ", path, NULL, NULL);
@@ -193,10 +199,14 @@ __attribute__((constructor)) static void race_init(void)
     }
     race_stacks_init();
     race_ring_init();
+    race_g.on_finding_abort = race_opt.RACE_ON_FINDING[0] == 'a';
     if (race_trace_open(0) != 0)
         _exit(RACE_EXIT_TRACE);
     race_ruby_init();
     race_ruby_header(race_g.hdr);
+    race_pool_init();
+    race_g.guard_sites = race_pool_base && race_opt.RACE_GUARD_SITES[0];
+    race_signals_init();
     pthread_atfork(NULL, NULL, atfork_child);
     race_g.started = 1;
 }

@@ -1,0 +1,183 @@
+/* signals.c - keeps the shim's SIGSEGV/SIGBUS handler first. sigaction() and signal()
+ * are interposed: for these signals the program's handler is stored, not installed,
+ * and a fault that is not ours is handed to it exactly as the kernel would have
+ * (SA_SIGINFO or not, its mask, SA_RESETHAND, SIG_DFL dies with the signal, SIG_IGN
+ * on a real fault dies too). Also gives every thread an alternate signal stack (the
+ * pthread_create wrapper). The handler path is async-signal-safe: no locks, no malloc. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim.h"
+
+#define ALTSTACK_SIZE (64u * 1024u)
+#define NSIG_OURS 65
+
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static struct sigaction app[NSIG_OURS]; /* what the program believes is installed */
+static int ours[NSIG_OURS];
+static pthread_key_t altstack_key;
+
+int race_fault_handle(int sig, siginfo_t *si, void *uc);
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+    int e = errno;
+    if (!race_fault_handle(sig, si, uc))
+        race_signal_chain(sig, si, uc);
+    errno = e;
+}
+
+void race_signal_chain(int sig, void *siv, void *uc)
+{
+    siginfo_t *si = siv;
+    struct sigaction a = app[sig];
+    int from_kernel = si && si->si_code > 0; /* a real fault, not kill() or sigqueue() */
+    if (a.sa_handler == SIG_IGN && !from_kernel)
+        return;
+    if (a.sa_handler == SIG_DFL || a.sa_handler == SIG_IGN) {
+        /* Die as the kernel would have made us die: a real fault re-executes and
+         * faults again under SIG_DFL; a sent signal is sent again. */
+        struct sigaction d;
+        memset(&d, 0, sizeof(d));
+        d.sa_handler = SIG_DFL;
+        real_sigaction(sig, &d, NULL);
+        ours[sig] = 0;
+        if (!from_kernel)
+            raise(sig);
+        return;
+    }
+    sigset_t mask, old;
+    mask = a.sa_mask;
+    if (!(a.sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    if (a.sa_flags & SA_NODEFER) {
+        sigset_t un;
+        sigemptyset(&un);
+        sigaddset(&un, sig);
+        pthread_sigmask(SIG_UNBLOCK, &un, NULL);
+    }
+    if (a.sa_flags & SA_RESETHAND) {
+        memset(&app[sig], 0, sizeof(app[sig]));
+        app[sig].sa_handler = SIG_DFL;
+    }
+    if (a.sa_flags & SA_SIGINFO)
+        a.sa_sigaction(sig, si, uc);
+    else
+        a.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void take(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (real_sigaction(sig, NULL, &app[sig]) == 0 && real_sigaction(sig, &sa, NULL) == 0)
+        ours[sig] = 1;
+}
+
+static void altstack_on(void)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return; /* the thread has one already (Ruby gives its threads their own) */
+    void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    stack_t ss = {.ss_sp = p, .ss_flags = 0, .ss_size = ALTSTACK_SIZE};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(p, ALTSTACK_SIZE);
+        return;
+    }
+    pthread_setspecific(altstack_key, p);
+}
+
+static void altstack_off(void *p)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == p && !(cur.ss_flags & SS_ONSTACK)) {
+        stack_t off = {.ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0};
+        sigaltstack(&off, NULL);
+    }
+    if (!(cur.ss_sp == p && (cur.ss_flags & SS_ONSTACK)))
+        munmap(p, ALTSTACK_SIZE);
+}
+
+void race_signals_init(void)
+{
+    real_sigaction = (__typeof__(real_sigaction))dlsym(RTLD_NEXT, "sigaction");
+    real_pthread_create = (__typeof__(real_pthread_create))dlsym(RTLD_NEXT, "pthread_create");
+    if (!real_sigaction)
+        return;
+    pthread_key_create(&altstack_key, altstack_off);
+    altstack_on();
+    take(SIGSEGV);
+    take(SIGBUS);
+}
+
+RACE_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!real_sigaction) {
+        real_sigaction = (__typeof__(real_sigaction))dlsym(RTLD_NEXT, "sigaction");
+        if (!real_sigaction) {
+            errno = ENOSYS;
+            return -1;
+        }
+    }
+    if (sig <= 0 || sig >= NSIG_OURS || !ours[sig])
+        return real_sigaction(sig, act, old);
+    if (old)
+        *old = app[sig];
+    if (act)
+        app[sig] = *act;
+    return 0;
+}
+
+RACE_EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = h;
+    sa.sa_flags = SA_RESTART; /* glibc's signal() has BSD semantics */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, &old) != 0)
+        return SIG_ERR;
+    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction : old.sa_handler;
+}
+
+struct start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *thread_start(void *p)
+{
+    struct start s = *(struct start *)p;
+    free(p);
+    altstack_on();
+    return s.fn(s.arg);
+}
+
+RACE_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    if (!real_pthread_create)
+        real_pthread_create = (__typeof__(real_pthread_create))dlsym(RTLD_NEXT, "pthread_create");
+    struct start *s = ours[SIGSEGV] ? malloc(sizeof(*s)) : NULL;
+    if (!s)
+        return real_pthread_create(t, attr, fn, arg);
+    s->fn = fn;
+    s->arg = arg;
+    int rc = real_pthread_create(t, attr, thread_start, s);
+    if (rc != 0)
+        free(s);
+    return rc;
+}
