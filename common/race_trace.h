@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define RACE_TRACE_MAGIC "RACETRC"  /* 7 chars + NUL = 8 bytes */
-#define RACE_TRACE_VERSION 1u
+#define RACE_TRACE_VERSION 2u
 #define RACE_TRACE_ENDIAN 0x01020304u
 #define RACE_HDR_SIZE 8192u
 #define RACE_REC_SIZE 64u

@@ -130,6 +130,10 @@ static void report(const struct race_finding *f)
         s_(&l, f->type == RACE_FIND_DOUBLE_FREE ? "attempting double-free on " : "attempting free of an address that is not a block's start: ");
         x_(&l, f->addr);
         s_(&l, " in ");
+    } else if (f->type == RACE_FIND_WRITE_AFTER_FREE) {
+        s_(&l, "a freed block was written at ");
+        x_(&l, f->addr);
+        s_(&l, "; seen by ");
     } else if (f->type == RACE_FIND_OVERFLOW_AT_FREE) {
         s_(&l, "a byte after the block was overwritten (seen when it was freed) at ");
         x_(&l, f->addr);
@@ -146,6 +150,11 @@ static void report(const struct race_finding *f)
         s_(&l, " by ");
     }
     who(&l, f->tid, f->ractor);
+    if (f->detail[0]) {
+        s_(&l, " (");
+        s_(&l, f->detail);
+        s_(&l, ")");
+    }
     s_(&l, ":");
     nl(&l);
     frames(&l, f->stack);

@@ -119,10 +119,17 @@ RACE_EXPORT void free(void *p)
         race_pool_free(p, entry);
         return;
     }
-    if (likely(t->ruby_free != p))
+    unsigned entry = RACE_ENTRY_FREE;
+    if (likely(t->ruby_free != p)) {
         race_record_free(p, usable(p), RACE_ENTRY_FREE, 0);
-    else
+    } else {
+        entry = t->ruby_entry; /* the Ruby hook above recorded it */
         t->ruby_free = NULL;
+    }
+    if (unlikely(race_quarantine_on)) {
+        race_quarantine_put(p, race_real_usable(p), entry, t->last_seq, t->last_stack);
+        return;
+    }
     race_real_free(p);
 }
 
@@ -171,6 +178,21 @@ static void *realloc_common(void *p, size_t n, unsigned entry)
         return real_realloc(p, 0);
     }
     size_t old = record ? usable(p) : 0;
+    if (unlikely(race_quarantine_on)) {
+        /* A block that must move is moved here, so the old one can be quarantined
+         * instead of being freed inside libc's realloc. */
+        size_t have = race_real_usable(p);
+        if (n <= have)
+            return p;
+        void *q = real_malloc(n);
+        if (!q)
+            return NULL;
+        memcpy(q, p, have);
+        if (record)
+            race_record_free(p, have, entry, (uint64_t)(uintptr_t)q);
+        race_quarantine_put(p, have, record ? entry : t->ruby_entry, t->last_seq, t->last_stack);
+        return q;
+    }
     void *q = real_realloc(p, n);
     if (q && q != p && record)
         race_record_free(p, old, entry, (uint64_t)(uintptr_t)q);

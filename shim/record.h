@@ -41,7 +41,10 @@ static inline __attribute__((always_inline)) void race_record_free(void *p, size
         t->countdown = race_g.stack_sample;
         stack = race_stack_capture();
     }
-    race_record_event(RACE_EV_FREE, entry, 0, p, size, aux, stack);
+    /* kept for the quarantine, which files the block under this free */
+    t->last_stack = stack;
+    t->last_seq = race_record_event(RACE_EV_FREE, entry, race_quarantine_on ? RACE_RF_QUARANTINED : 0, p,
+                                    size, aux, stack);
 }
 
 #endif

@@ -32,6 +32,8 @@ struct race_tls {
     uint32_t ruby_entry;      /* that hook's enum race_entry */
     int32_t countdown;        /* frees left until the next stacked one */
     int32_t guard_countdown;  /* allocations left until the next guarded one */
+    uint32_t last_stack;      /* stack id and seq of the last FREE record this thread wrote */
+    uint64_t last_seq;
     uint32_t epoch;           /* == race_g.epoch while chunk/tid/seq belong to this process */
     uint32_t tid;
     uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
@@ -182,6 +184,12 @@ static inline int race_guard_want(size_t n)
         return 0;
     return race_pool_decide(t, n);
 }
+
+/* quarantine.c: freed blocks held back, poisoned, and indexed by address */
+extern int race_quarantine_on;
+void race_quarantine_init(void);
+void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack);
+int race_quarantine_find(uintptr_t addr, struct race_finding *f);
 
 /* findings.c: findings into their own section, and the immediate stderr report */
 void race_findings_init(struct race_hdr *h);

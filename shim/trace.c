@@ -205,6 +205,7 @@ __attribute__((constructor)) static void race_init(void)
     race_ruby_init();
     race_ruby_header(race_g.hdr);
     race_pool_init();
+    race_quarantine_init();
     race_g.guard_sites = race_pool_base && race_opt.RACE_GUARD_SITES[0];
     race_signals_init();
     pthread_atfork(NULL, NULL, atfork_child);
