@@ -21,6 +21,7 @@
 #define MAX_THREADS 64
 #define DEPOT_SIZE 65536u
 #define MODS_SIZE 65536u
+#define FIND_SIZE (64u + 4u * sizeof(struct race_finding))
 #define NBUCKETS 64u
 #define MONO0 1000000000ull  /* CLOCK_MONOTONIC at start: 1 s */
 #define TSC_PER_NS 3ull      /* a 3 GHz TSC */
@@ -28,14 +29,15 @@
 
 static struct {
     int threads, events, chunks;
-    int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono;
+    int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono, remap, findings;
     int dropped;
 } opt = {.threads = 3, .events = 100, .chunks = 8};
 
 static uint8_t *file;
 static uint64_t file_size;
 static struct race_hdr *hdr;
-static uint64_t n_flipped, n_clamp_torn, n_corrupt;
+static uint64_t n_flipped, n_kind99, n_torn, n_corrupt;
+static struct race_mod main_mod; /* the main program's record, for --remap */
 
 /* ---- Stacks: captured for real, so the analyzer must symbolize this file ---------- */
 
@@ -119,10 +121,25 @@ static size_t note_build_id(const struct dl_phdr_info *info, uint8_t *out)
     return 0;
 }
 
+static void put_module(const struct race_mod *m, const char *path)
+{
+    uint8_t *log = file + hdr->modules.off;
+    struct race_mod_hdr mh;
+    memcpy(&mh, log, sizeof mh);
+    if (sizeof mh + mh.used + m->size > hdr->modules.size)
+        return;
+    memcpy(log + sizeof mh + mh.used, m, sizeof *m);
+    memcpy(log + sizeof mh + mh.used + sizeof *m, path, m->path_len + 1u);
+    mh.used += m->size;
+    mh.count++;
+    memcpy(log, &mh, sizeof mh);
+}
+
 static int add_module(struct dl_phdr_info *info, size_t size, void *ctx)
 {
     (void)size;
     int *first = ctx;
+    int is_main = *first;
     char exe[4096] = "";
     const char *path = info->dlpi_name ? info->dlpi_name : "";
     if (*first && !path[0] && !opt.empty_exe) {
@@ -144,22 +161,15 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *ctx)
     }
     if (hi == 0)
         return 0;
-    uint8_t *log = file + hdr->modules.off;
-    struct race_mod_hdr mh;
-    memcpy(&mh, log, sizeof mh);
     size_t plen = strlen(path);
     uint32_t rsize = (uint32_t)((sizeof(struct race_mod) + plen + 1 + 7) & ~(size_t)7);
-    if (sizeof mh + mh.used + rsize > hdr->modules.size)
-        return 0;
     struct race_mod m = {.size = rsize, .commit = RACE_MOD_COMMIT, .base = info->dlpi_addr,
                          .lo = lo, .hi = hi, .ts = hdr->clock_ts0, .gen = 0,
                          .path_len = (uint16_t)plen};
     m.build_id_len = (uint8_t)note_build_id(info, m.build_id);
-    memcpy(log + sizeof mh + mh.used, &m, sizeof m);
-    memcpy(log + sizeof mh + mh.used + sizeof m, path, plen + 1);
-    mh.used += rsize;
-    mh.count++;
-    memcpy(log, &mh, sizeof mh);
+    put_module(&m, path);
+    if (is_main)
+        main_mod = m;
     return 0;
 }
 
@@ -198,33 +208,43 @@ static void commit_rec(struct race_rec *r, uint64_t gen, uint32_t i)
     r->commit = (uint64_t)race_rec_sum((const struct race_rec *)(const void *)w, tag) << 32 | tag;
 }
 
-/* As the shim does it (FORMAT.md, "Ring"): claim, install state over the older
- * generation, count what that generation held as overwritten, then the pair. */
+/* As the shim does it (FORMAT.md, "Ring"): take the next generation whose chunk is
+ * not held and holds no newer generation, install it held, count what the released
+ * generation there held as overwritten, then the calibration pair. */
 static void claim(struct thread *th, uint64_t mono)
 {
-    uint64_t gen = hdr->next_chunk++;
-    struct race_chunk *c = chunk_at(gen % hdr->nchunks);
-    hdr->overwritten += c->state & RACE_STATE_USED_MASK;
-    memset(c, 0, RACE_CHUNK_SIZE);
-    c->state = (gen + 1) << RACE_STATE_USED_BITS;
-    c->tid = th->tid;
-    c->clock_ts = ts_of(mono);
-    c->clock_mono = mono;
-    c->gen_check = gen + 1;
-    th->gen = gen;
-    th->has_chunk = 1;
+    for (;;) {
+        uint64_t gen = hdr->next_chunk++;
+        struct race_chunk *c = chunk_at(gen % hdr->nchunks);
+        if ((c->state & RACE_STATE_HELD) || (c->state >> RACE_STATE_USED_BITS) > gen + 1)
+            continue;
+        hdr->overwritten += c->state & RACE_STATE_USED_MASK;
+        memset(c, 0, RACE_CHUNK_SIZE);
+        c->state = (gen + 1) << RACE_STATE_USED_BITS | RACE_STATE_HELD;
+        c->tid = th->tid;
+        c->clock_ts = ts_of(mono);
+        c->clock_mono = mono;
+        c->gen_check = gen + 1;
+        th->gen = gen;
+        th->has_chunk = 1;
+        return;
+    }
+}
+
+/* A full chunk, or the chunk of a thread that exits, goes back to the ring. */
+static void release(struct thread *th)
+{
+    if (th->has_chunk)
+        chunk_at(th->gen % hdr->nchunks)->state &= ~RACE_STATE_HELD;
+    th->has_chunk = 0;
 }
 
 static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last)
 {
     uint64_t mono = MONO0 + 1000 + k * 1000;
-    struct race_chunk *c = th->has_chunk ? chunk_at(th->gen % hdr->nchunks) : NULL;
-    /* Reclaimed by another thread, or full: the reservation fails, take a fresh chunk. */
-    if (!c || c->state >> RACE_STATE_USED_BITS != th->gen + 1 ||
-        (c->state & RACE_STATE_USED_MASK) == RACE_CHUNK_RECS) {
+    if (!th->has_chunk)
         claim(th, mono);
-        c = chunk_at(th->gen % hdr->nchunks);
-    }
+    struct race_chunk *c = chunk_at(th->gen % hdr->nchunks);
     uint32_t i = (uint32_t)(c->state & RACE_STATE_USED_MASK);
     c->state++;
     struct race_rec *r = rec_at(th->gen % hdr->nchunks, i);
@@ -242,6 +262,18 @@ static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last
         return;
     }
     commit_rec(r, th->gen, i);
+    if (i + 1 == RACE_CHUNK_RECS)
+        release(th);
+}
+
+/* A record that fails its checksum is torn in a held chunk (its writer died), corrupt
+ * in a released one. */
+static void count_bad(const struct race_chunk *c, uint64_t n)
+{
+    if (c->state & RACE_STATE_HELD)
+        n_torn += n;
+    else
+        n_corrupt += n;
 }
 
 /* Damage applied after the run, to records that survived it. */
@@ -262,10 +294,12 @@ static void damage(void)
                 r->size ^= 1; /* payload changed after commit: checksum fails */
                 torn--;
                 n_flipped++;
+                count_bad(c, 1);
             } else if (corrupt) {
                 r->kind = 99; /* checksum recomputed: a well-formed record of no known kind */
                 commit_rec(r, gen1 - 1, i);
                 corrupt--;
+                n_kind99++;
                 n_corrupt++;
             } else if (bad_stack) {
                 r->stack = 0x7fffffff;
@@ -274,12 +308,43 @@ static void damage(void)
             }
         }
         if (clamp && used < RACE_CHUNK_RECS) {
-            /* used beyond 1023: the reader clamps, and finds the unwritten rest torn. */
-            c->state = (gen1 << RACE_STATE_USED_BITS) | RACE_STATE_USED_MASK;
-            n_clamp_torn += RACE_CHUNK_RECS - used;
+            /* used beyond 1023: the reader clamps, and finds the unwritten rest bad. */
+            c->state = (gen1 << RACE_STATE_USED_BITS) | (c->state & RACE_STATE_HELD) |
+                       RACE_STATE_USED_MASK;
+            count_bad(c, RACE_CHUNK_RECS - used);
             clamp--;
         }
     }
+}
+
+/* Findings: a use-after-free with everything known, a double free without an
+ * allocation, and one claimed but never published. */
+static void findings(uint64_t k, const uint32_t *stacks)
+{
+    uint8_t *sec = file + hdr->findings.off;
+    struct race_find_hdr fh = {.used = 3, .cap = (hdr->findings.size - sizeof fh) / sizeof(struct race_finding)};
+    struct race_finding f[2];
+    memset(f, 0, sizeof f);
+    f[0] = (struct race_finding){
+        .commit = RACE_FIND_COMMIT, .type = RACE_FIND_USE_AFTER_FREE,
+        .access = RACE_ACCESS_READ, .free_entry = RACE_ENTRY_RUBY_XFREE, .access_size = 8,
+        .tid = 1002, .ractor = opt.ruby ? 2 : 0, .stack = stacks[1], .addr = 0x7f0000001010,
+        .ts = ts_of(MONO0 + 1000 + (k - 1) * 1000), .block_addr = 0x7f0000001000,
+        .block_size = 64, .alloc_ts = ts_of(MONO0 + 11000), .alloc_tid = 1001,
+        .alloc_ractor = opt.ruby ? 1 : 0, .alloc_stack = stacks[2], .slot = 3,
+        .free_ts = ts_of(MONO0 + 21000), .free_tid = 1003, .free_ractor = opt.ruby ? 3 : 0,
+        .free_stack = stacks[0], .free_seq = 7,
+    };
+    f[1] = (struct race_finding){
+        .commit = RACE_FIND_COMMIT, .type = RACE_FIND_DOUBLE_FREE, .free_entry = RACE_ENTRY_FREE,
+        .tid = 1001, .stack = stacks[2], .addr = 0x7f0000002000,
+        .ts = ts_of(MONO0 + 31000), .block_addr = 0x7f0000002000, .block_size = 32,
+        .slot = 4, .free_ts = ts_of(MONO0 + 30000), .free_tid = 1001, .free_stack = stacks[0],
+        .free_seq = 9,
+    };
+    strcpy(f[1].detail, "second free");
+    memcpy(sec, &fh, sizeof fh);
+    memcpy(sec + sizeof fh, f, sizeof f); /* the third slot stays zero: never published */
 }
 
 static void header(int argc, char **argv)
@@ -297,6 +362,7 @@ static void header(int argc, char **argv)
     hdr->ring = (struct race_section){RACE_HDR_SIZE, (uint64_t)opt.chunks * RACE_CHUNK_SIZE};
     hdr->depot = (struct race_section){hdr->ring.off + hdr->ring.size, DEPOT_SIZE};
     hdr->modules = (struct race_section){hdr->depot.off + DEPOT_SIZE, MODS_SIZE};
+    hdr->findings = (struct race_section){hdr->modules.off + MODS_SIZE, FIND_SIZE};
     hdr->pid = getpid();
     hdr->ppid = getppid();
     hdr->clock = opt.mono ? RACE_CLOCK_MONOTONIC : RACE_CLOCK_TSC;
@@ -334,7 +400,7 @@ static void usage(void)
 {
     fputs("usage: mktrace [--threads N] [--events N] [--chunks N] [--torn N] [--corrupt N]\n"
           "               [--clamp N] [--bad-stack N] [--dropped N] [--crash] [--ruby]\n"
-          "               [--mono] [--empty-exe-path] OUT\n", stderr);
+          "               [--mono] [--empty-exe-path] [--remap] [--findings] OUT\n", stderr);
     exit(64);
 }
 
@@ -360,6 +426,10 @@ int main(int argc, char **argv)
             opt.mono = 1;
         } else if (!strcmp(a, "--empty-exe-path")) {
             opt.empty_exe = 1;
+        } else if (!strcmp(a, "--remap")) {
+            opt.remap = 1;
+        } else if (!strcmp(a, "--findings")) {
+            opt.findings = 1;
         } else if (a[0] == '-' || out) {
             usage();
         } else {
@@ -369,7 +439,8 @@ int main(int argc, char **argv)
     if (!out || opt.threads < 1 || opt.threads > MAX_THREADS || opt.chunks < 1 || opt.events < 0)
         usage();
 
-    file_size = RACE_HDR_SIZE + (uint64_t)opt.chunks * RACE_CHUNK_SIZE + DEPOT_SIZE + MODS_SIZE;
+    file_size = RACE_HDR_SIZE + (uint64_t)opt.chunks * RACE_CHUNK_SIZE + DEPOT_SIZE + MODS_SIZE +
+                FIND_SIZE;
     file = calloc(1, file_size);
     hdr = (struct race_hdr *)file;
     header(argc, argv);
@@ -391,15 +462,32 @@ int main(int argc, char **argv)
         for (int t = 0; t < opt.threads; t++, k++)
             emit(&th[t], k, stacks, e == opt.events - 1);
     if (!opt.crash) {
+        /* Every thread exits, releasing its chunk; then the exit handler's pair. */
+        for (int t = 0; t < opt.threads; t++)
+            release(&th[t]);
         hdr->clock_mono1 = MONO0 + 1000 + k * 1000;
         hdr->clock_ts1 = ts_of(hdr->clock_mono1);
     }
     damage();
+    if (opt.findings)
+        findings(k, stacks);
+    if (opt.remap) {
+        /* As if the main program's range were reused by another object (dlclose, then
+         * dlopen) halfway through: frames of later events belong to the newcomer. */
+        static const char other[] = "/nonexistent/remapped.so";
+        struct race_mod m = main_mod;
+        m.path_len = sizeof other - 1;
+        m.size = (uint32_t)((sizeof m + sizeof other + 7) & ~(size_t)7);
+        m.build_id_len = 0;
+        m.gen = 1;
+        m.ts = ts_of(MONO0 + 1000 + (k / 2) * 1000);
+        put_module(&m, other);
+    }
 
     uint64_t total = k, incomplete = opt.crash ? (uint64_t)opt.threads : 0;
-    uint64_t valid = total - hdr->overwritten - incomplete - n_flipped - n_corrupt;
-    /* A clamped chunk's extra "records" were never events: torn, but not lost. */
-    uint64_t torn = n_flipped + n_clamp_torn + incomplete;
+    uint64_t valid = total - hdr->overwritten - incomplete - n_flipped - n_kind99;
+    /* A clamped chunk's extra "records" were never events: bad, but not lost. */
+    uint64_t torn = n_torn + incomplete;
 
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || write(fd, file, file_size) != (ssize_t)file_size || close(fd) != 0) {

@@ -2,7 +2,7 @@
  * of RACE_* options; tests/t_options.sh demands README carries exactly this. */
 #include <stdio.h>
 
-#define RACE_OPT(name, type, def, lo, hi, unit, help) \
+#define RACE_OPT(name, type, def, lo, hi, unit, check, help) \
     print(#name, #type, #def, (long long)(lo), (long long)(hi), unit, help);
 
 static void print(const char *name, const char *type, const char *def, long long lo, long long hi,
