@@ -202,3 +202,16 @@ uint32_t race_ractor_slow(void)
         race_notice("Ruby ", version, ": Ractor-id offsets validated on the main thread", NULL);
     return 1;
 }
+
+/* The VM frees its threads and Ractors while it is destroyed, and the main thread's
+ * ec keeps pointing into them (a quarantine fills them with poison): from here on no
+ * Ractor id is read. The header keeps the state the run had. */
+RACE_EXPORT int ruby_vm_destruct(void *vm)
+{
+    static int (*real)(void *);
+    if (!real)
+        real = (int (*)(void *))dlsym(RTLD_NEXT, "ruby_vm_destruct");
+    race_ruby_pending = 0;
+    __atomic_store_n(&race_ruby_state, RACE_RACTOR_INVALID, __ATOMIC_RELEASE);
+    return real ? real(vm) : 0;
+}
