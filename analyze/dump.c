@@ -1,0 +1,145 @@
+/* dump.c - `race dump`: every valid event of each trace, one per line in time order, as
+ * aligned text or JSON Lines, optionally with its symbolized free stack.
+ * Must never: print a record the reader did not classify as valid, or hold more than one
+ * copy of a trace's records at a time (memory follows the file's size). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "race.h"
+
+struct evs {
+    struct race_rec *v;
+    size_t n, cap;
+};
+
+static void collect(struct race_trace *t, const struct race_rec *r, uint64_t off, void *ctx)
+{
+    struct evs *e = ctx;
+    (void)t;
+    (void)off;
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 1024;
+        e->v = xreallocarray(e->v, e->cap, sizeof *e->v);
+    }
+    e->v[e->n++] = *r;
+}
+
+/* ts orders events across threads (the clock is monotonic in ts); seq breaks ties
+ * within a thread, tid between threads, so the output is deterministic. */
+static int by_time(const void *a, const void *b)
+{
+    const struct race_rec *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->tid != y->tid)
+        return x->tid < y->tid ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void stack_out(struct race_trace *t, struct race_sym *sym, const struct race_rec *r,
+                      bool json)
+{
+    if (json) {
+        printf(",\"stack\":");
+        const char *bad = stack_json(t, sym, r->stack, r->ts, 0);
+        if (bad) {
+            printf(",\"stack_error\":");
+            json_cstr(stdout, bad);
+        }
+    } else if (r->stack) {
+        stack_text(t, sym, r->stack, r->ts, 0, "        ");
+    }
+}
+
+/* Record flags in words; "-" for none. */
+static const char *flag_words(unsigned flags, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s", flags ? "" : "-",
+             (flags & RACE_RF_GUARDED) ? "guarded" : "",
+             (flags & RACE_RF_GUARDED) && (flags & RACE_RF_QUARANTINED) ? "," : "",
+             (flags & RACE_RF_QUARANTINED) ? "quarantined" : "");
+    if (flags & ~(unsigned)(RACE_RF_GUARDED | RACE_RF_QUARANTINED))
+        snprintf(buf, len, "0x%x", flags);
+    return buf;
+}
+
+/* An allocation record's entry field names no allocator: "-" rather than "free". */
+static const char *entry_of(const struct race_rec *r)
+{
+    return r->kind == RACE_EV_FREE ? race_entry_name(r->entry) : "-";
+}
+
+static void text_event(struct race_trace *t, const struct race_rec *r)
+{
+    char stack[16] = "-", aux[24], flags[40];
+    if (r->stack)
+        snprintf(stack, sizeof stack, "%u", r->stack);
+    snprintf(aux, sizeof aux, "0x%llx", (unsigned long long)r->aux);
+    printf("%14.3f %8u %7u %8llu  %-5s %-20s 0x%016llx %10llu %18s %7s  %s\n",
+           (double)clock_ns(&t->clock, r->ts) / 1e3, r->tid, r->ractor,
+           (unsigned long long)r->seq, race_kind_name(r->kind), entry_of(r),
+           (unsigned long long)r->addr, (unsigned long long)r->size, aux, stack,
+           flag_words(r->flags, flags, sizeof flags));
+}
+
+static void json_event(struct race_trace *t, const struct race_rec *r)
+{
+    printf("{\"trace\":");
+    json_cstr(stdout, t->path);
+    printf(",\"time_us\":%.3f,\"tid\":%u,\"ractor\":%u,\"seq\":%llu,\"kind\":\"%s\","
+           "\"entry\":\"%s\",\"addr\":", (double)clock_ns(&t->clock, r->ts) / 1e3, r->tid,
+           r->ractor, (unsigned long long)r->seq, race_kind_name(r->kind), entry_of(r));
+    json_hex(stdout, r->addr);
+    printf(",\"size\":%llu,\"aux\":", (unsigned long long)r->size);
+    json_hex(stdout, r->aux);
+    printf(",\"flags\":%u,\"guarded\":%s,\"quarantined\":%s,\"stack_id\":%u", r->flags,
+           (r->flags & RACE_RF_GUARDED) ? "true" : "false",
+           (r->flags & RACE_RF_QUARANTINED) ? "true" : "false", r->stack);
+}
+
+static void dump_one(struct race_trace *t, bool json, bool stacks)
+{
+    struct evs e = {0};
+    trace_scan(t, collect, &e);
+    if (e.n)
+        qsort(e.v, e.n, sizeof *e.v, by_time);
+    struct race_sym *sym = stacks ? sym_open(t) : NULL;
+    if (!json) {
+        printf("# ");
+        text_str(stdout, t->path, strlen(t->path));
+        printf(": %zu events; time in microseconds since the trace started\n", e.n);
+        printf("#%13s %8s %7s %8s  %-5s %-20s %18s %10s %18s %7s  %s\n", "time_us", "tid",
+               "ractor", "seq", "kind", "entry", "addr", "size", "aux", "stack", "flags");
+    }
+    for (size_t i = 0; i < e.n; i++) {
+        const struct race_rec *r = &e.v[i];
+        if (json) {
+            json_event(t, r);
+            if (stacks)
+                stack_out(t, sym, r, true);
+            printf("}\n");
+        } else {
+            text_event(t, r);
+            if (stacks)
+                stack_out(t, sym, r, false);
+        }
+    }
+    sym_close(sym);
+    free(e.v);
+}
+
+int cmd_dump(char **paths, int npaths, bool json, bool stacks)
+{
+    int status = RACE_EXIT_OK;
+    for (int i = 0; i < npaths; i++) {
+        struct race_trace *t = trace_open(paths[i]);
+        if (!json && i)
+            putchar('\n');
+        dump_one(t, json, stacks);
+        if (t->problems)
+            status = RACE_EXIT_BADINPUT;
+        trace_close(t);
+        fflush(stdout);
+    }
+    return status;
+}

@@ -1,0 +1,205 @@
+/* main.c - the `race` command line: dispatch to the commands, help, version, usage
+ * errors and the documented exit statuses.
+ * Must never: read a trace itself (the commands do, through the reader), or let a usage
+ * error exit with anything but 64 and the one-line message plus "Try 'race --help'.". */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "race.h"
+
+static const char general_help[] =
+    "Usage: race COMMAND [OPTION]... TRACE...\n"
+    "Reads, offline, the trace files that librace.so writes (one per process,\n"
+    "RACE_DIR/race.<exe>.<pid>.trace) and prints what they hold.\n"
+    "\n"
+    "Commands:\n"
+    "  stats [--json] TRACE...            what each trace holds: process, options,\n"
+    "                                     events by kind, entry point, Ractor and\n"
+    "                                     thread, damage, time span, stacks\n"
+    "  dump [--json] [--stacks] TRACE...  every event, one per line, in time order\n"
+    "  report [--json] TRACE...           the findings (use after free, overflow, double\n"
+    "                                     free...) shaped like ASan's reports, then a\n"
+    "                                     summary of each trace\n"
+    "  help [COMMAND]                     this text, or one command's\n"
+    "\n"
+    "Options:\n"
+    "  --json        JSON output (dump: JSON Lines, one event per line)\n"
+    "  --stacks      dump: the symbolized free stack under each event\n"
+    "  -h, --help    show help and exit\n"
+    "  --version     show the version and the trace format it reads, and exit\n"
+    "\n"
+    "Exit status:\n"
+    "  0   success\n"
+    "  1   findings were reported (report)\n"
+    "  2   a trace is unreadable, corrupt or truncated (2 wins over 1); whatever\n"
+    "      could be read is still shown, and stderr names the file and the byte\n"
+    "      offset of the problem\n"
+    "  64  usage error\n";
+
+struct command {
+    const char *name;
+    bool stacks_ok;
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"stats", false,
+     "Usage: race stats [--json] TRACE...\n"
+     "For each trace: the process (exe, pid, parent, command line, Ruby version,\n"
+     "Ractor-id state, options in force, whether it exited cleanly); events by kind,\n"
+     "entry point, Ractor id and thread id; valid, torn and corrupt record counts;\n"
+     "records overwritten and events dropped; the time span of the surviving records;\n"
+     "stack ids referenced, unique stacks in the depot, stacks not stored.\n"
+     "\n"
+     "  --json      one JSON document: {\"traces\": [ ... ]}\n"
+     "  -h, --help  show this help and exit\n"
+     "\n"
+     "Exit status: 0 ok, 2 a trace is unreadable, corrupt or truncated, 64 usage error.\n"},
+    {"dump", true,
+     "Usage: race dump [--json] [--stacks] TRACE...\n"
+     "Every valid event, one per line, sorted by time: time in microseconds since the\n"
+     "trace started, thread id, Ractor id, per-thread sequence number, kind, entry\n"
+     "point, address, size, aux (the new address for a moving realloc), stack id.\n"
+     "\n"
+     "  --json      JSON Lines: one object per event\n"
+     "  --stacks    the free stack under each event, symbolized offline from the\n"
+     "              trace's module map (function, file:line, else module+offset)\n"
+     "  -h, --help  show this help and exit\n"
+     "\n"
+     "Exit status: 0 ok, 2 a trace is unreadable, corrupt or truncated, 64 usage error.\n"},
+    {"report", false,
+     "Usage: race report [--json] TRACE...\n"
+     "Every finding the detectors recorded (use after free, buffer overflow, double\n"
+     "and invalid free, write after free, stale call-info), shaped like an\n"
+     "AddressSanitizer report: the access, by which thread and Ractor, its stack;\n"
+     "where in the block; who freed it, how, when and where; who allocated it. Stacks\n"
+     "are symbolized offline from each trace's module map. Then a summary of each\n"
+     "trace, and the number of findings.\n"
+     "\n"
+     "  --json      one JSON document: {\"findings\": [...], \"nfindings\": N,\n"
+     "              \"traces\": [...]}\n"
+     "  -h, --help  show this help and exit\n"
+     "\n"
+     "Exit status: 0 no findings, 1 findings, 2 a trace is unreadable, corrupt or\n"
+     "truncated (2 wins over 1), 64 usage error.\n"},
+    {"help", false,
+     "Usage: race help [COMMAND]\n"
+     "Show the general help, or COMMAND's.\n"},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int usage_error(const char *who, const char *fmt, ...) RACE_PRINTF(2, 3);
+static int usage_error(const char *who, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", who);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'race --help'.\n", stderr);
+    return RACE_EXIT_USAGE;
+}
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+static int help(int argc, char **argv)
+{
+    if (argc == 0) {
+        fputs(general_help, stdout);
+        return RACE_EXIT_OK;
+    }
+    if (is_help(argv[0])) {
+        fputs(find_command("help")->help, stdout);
+        return RACE_EXIT_OK;
+    }
+    if (argc > 1)
+        return usage_error("race help", "too many arguments");
+    const struct command *c = find_command(argv[0]);
+    if (!c)
+        return usage_error("race help", "unknown command '%s'", argv[0]);
+    fputs(c->help, stdout);
+    return RACE_EXIT_OK;
+}
+
+static int run(const struct command *c, int argc, char **argv)
+{
+    char who[32];
+    snprintf(who, sizeof who, "race %s", c->name);
+    /* --help anywhere before "--" wins over everything else, errors included. */
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (is_help(argv[i])) {
+            fputs(c->help, stdout);
+            return RACE_EXIT_OK;
+        }
+    bool json = false, stacks = false, options = true;
+    char **files = xcalloc((size_t)argc + 1, sizeof *files);
+    int nfiles = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && strcmp(a, "--") == 0) {
+            options = false;
+        } else if (options && strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
+            stacks = true;
+        } else if (options && a[0] == '-' && a[1]) {
+            free(files);
+            return usage_error(who, "unknown option '%s'", a);
+        } else {
+            files[nfiles++] = argv[i];
+        }
+    }
+    int status;
+    if (nfiles == 0)
+        status = usage_error(who, "no trace file given");
+    else if (strcmp(c->name, "stats") == 0)
+        status = cmd_stats(files, nfiles, json);
+    else if (strcmp(c->name, "dump") == 0)
+        status = cmd_dump(files, nfiles, json, stacks);
+    else
+        status = cmd_report(files, nfiles, json);
+    free(files);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("race", "no command given");
+    const char *a = argv[1];
+    if (is_help(a)) {
+        fputs(general_help, stdout);
+        return RACE_EXIT_OK;
+    }
+    if (strcmp(a, "--version") == 0) {
+        printf("race %s (reads trace format version %u)\n", RACE_VERSION_STRING,
+               RACE_TRACE_VERSION);
+        return RACE_EXIT_OK;
+    }
+    if (strcmp(a, "help") == 0)
+        return help(argc - 2, argv + 2);
+    if (a[0] == '-')
+        return usage_error("race", "unknown option '%s'", a);
+    const struct command *c = find_command(a);
+    if (!c)
+        return usage_error("race", "unknown command '%s'", a);
+    int status = run(c, argc - 2, argv + 2);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        /* A full disk or closed pipe must not pass for a complete answer. */
+        fputs("race: error writing output\n", stderr);
+        if (status == RACE_EXIT_OK)
+            status = RACE_EXIT_BADINPUT;
+    }
+    return status;
+}

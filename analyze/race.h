@@ -1,0 +1,192 @@
+/* race.h - the analyzer's internal interface: its shared types, and every function that
+ * crosses a file boundary, grouped under the file that defines it (so it doubles as a map
+ * of analyze/). Must never: define an on-disk layout; those live in race_trace.h only. */
+#ifndef RACE_H
+#define RACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "race_trace.h"
+
+#define RACE_VERSION_STRING "0.1"
+
+/* Exit statuses; `race --help` documents them. */
+enum {
+    RACE_EXIT_OK = 0,
+    RACE_EXIT_FINDINGS = 1,
+    RACE_EXIT_BADINPUT = 2, /* unreadable, corrupt or truncated: what could be read is shown */
+    RACE_EXIT_USAGE = 64,
+};
+
+#define RACE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+struct race_trace;
+
+/* ---- diag.c: messages on stderr, and allocation that cannot fail quietly ---- */
+void diag_problem(struct race_trace *t, const char *fmt, ...) RACE_PRINTF(2, 3);
+void diag_note(const struct race_trace *t, const char *fmt, ...) RACE_PRINTF(2, 3);
+void *xcalloc(size_t n, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrndup(const char *s, size_t n);
+
+/* ---- map.c: open-addressing hash map, uint64 key -> uint64 value ---- */
+struct race_map {
+    uint64_t *keys;
+    uint64_t *vals;
+    uint8_t *used;
+    size_t cap;   /* a power of two, or 0 before the first insertion */
+    size_t count;
+};
+struct race_kv {
+    uint64_t key, val;
+};
+void map_init(struct race_map *m);
+void map_free(struct race_map *m);
+uint64_t *map_get(const struct race_map *m, uint64_t key);
+uint64_t *map_put(struct race_map *m, uint64_t key, bool *added);
+struct race_kv *map_sorted(const struct race_map *m); /* count desc, then key asc; free() it */
+
+/* ---- clock.c: record timestamps -> nanoseconds since the trace started ---- */
+struct race_timebase {
+    uint32_t source;      /* enum race_clock as the header says */
+    bool calibrated;      /* false: TSC times assume 1 tick = 1 ns */
+    double ns_per_tick;
+    uint64_t ts_lo, mono_lo, ts_hi, mono_hi; /* the furthest-apart calibration pairs */
+    uint64_t mono0;       /* CLOCK_MONOTONIC at trace start */
+    unsigned npairs;
+};
+void clock_init(struct race_timebase *c, const struct race_hdr *h);
+void clock_add_pair(struct race_timebase *c, uint64_t ts, uint64_t mono);
+void clock_finish(struct race_timebase *c, const struct race_trace *t);
+int64_t clock_ns(const struct race_timebase *c, uint64_t ts);
+
+/* ---- reader.c: open, validate, iterate ---- */
+struct race_chunkinfo {
+    uint64_t off;         /* file offset of the chunk header */
+    uint64_t gen;         /* generation from state, valid when claimed */
+    uint32_t used;        /* records reserved, clamped to RACE_CHUNK_RECS */
+    bool claimed;         /* state holds a generation */
+    bool held;            /* a thread was still writing it */
+};
+struct race_modrec {
+    uint64_t off;         /* file offset of the record, for messages */
+    uint64_t base, lo, hi, ts;
+    uint32_t gen;
+    uint8_t build_id_len; /* <= 32 after validation */
+    uint8_t build_id[32];
+    char *path;           /* NUL-terminated copy, possibly "" */
+};
+struct race_findrec {
+    struct race_finding f;        /* detail NUL-terminated after validation */
+    uint64_t off;
+};
+struct race_stack {
+    uint32_t nframes;
+    uint64_t pc[RACE_MAX_FRAMES];
+};
+struct race_trace {
+    const char *path;             /* as named on the command line */
+    const uint8_t *map;           /* read-only private mapping of the whole file */
+    uint64_t size;                /* bytes really in the file */
+    struct race_hdr hdr;          /* copy of the header, zero past the end of a short file */
+    bool identified;              /* magic, version, byte order and sizes are right */
+    unsigned problems;            /* problems reported: the command exits 2 */
+    char first_problem[256];      /* the first of them, for JSON output */
+    uint64_t limit;               /* bytes the sections may span (file_size if sane) */
+    /* ring */
+    bool ring_ok;
+    uint64_t nchunks;             /* in the ring, per its size */
+    struct race_chunkinfo *chunk; /* the chunks whose header lies within the file */
+    size_t nchunk;
+    uint64_t chunks_claimed, chunks_held, chunks_missing, chunks_clamped;
+    uint64_t n_valid, n_torn, n_corrupt, n_lost;  /* lost: reserved, past a truncation */
+    uint64_t ts_min, ts_max;      /* over valid records */
+    /* stack depot */
+    bool depot_ok;
+    uint64_t depot_area, depot_len; /* absolute offset and published length of the entries */
+    uint64_t depot_unique;
+    bool depot_cut;               /* its header lies past a truncation */
+    uint64_t stack_ids;           /* distinct ids named by valid records, of which: */
+    uint64_t stack_bad, stack_cut; /* corrupt, lost to a truncation */
+    /* module log */
+    struct race_modrec *mod;
+    size_t nmod;
+    uint64_t mods_incomplete;
+    /* findings */
+    struct race_findrec *find;    /* published, well-formed findings */
+    size_t nfind;
+    uint64_t find_incomplete, find_dropped; /* claimed but unpublished; did not fit */
+    struct race_timebase clock;
+};
+typedef void (*race_rec_fn)(struct race_trace *t, const struct race_rec *r, uint64_t off,
+                            void *ctx);
+struct race_trace *trace_open(const char *path);
+void trace_close(struct race_trace *t);
+void trace_scan(struct race_trace *t, race_rec_fn fn, void *ctx);
+enum race_stack_status {
+    RACE_STACK_OK,
+    RACE_STACK_BAD,               /* corrupt, or no such entry: a problem */
+    RACE_STACK_CUT,               /* lies past the end of a truncated file */
+};
+enum race_stack_status trace_stack(const struct race_trace *t, uint32_t id,
+                                   struct race_stack *out, const char **why);
+size_t trace_strlen(const char *field, size_t cap);
+const char *race_clock_name(uint32_t c);
+const char *race_ractor_state_name(uint32_t s);
+const char *race_ractor_state_text(uint32_t s);
+const char *race_kind_name(unsigned k);
+
+/* ---- symbolize.c: pc -> function, file:line, offline from the module log ---- */
+struct race_frame {
+    uint64_t pc;
+    const char *func;     /* NULL if unknown */
+    const char *file;     /* NULL if unknown */
+    int line;             /* 0 if unknown */
+    const char *module;   /* basename of the object, NULL if pc lies in none */
+    uint64_t modoff;      /* pc - load bias */
+};
+struct race_sym;
+struct race_sym *sym_open(struct race_trace *t);
+/* exact: pc is where a fault happened; otherwise a return address (the call is at pc-1). */
+void sym_frame(struct race_sym *s, uint64_t pc, uint64_t ts, bool exact, struct race_frame *out);
+void sym_close(struct race_sym *s);
+
+/* ---- stack.c: one depot stack, symbolized, as text lines or a JSON array ---- */
+void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                uint64_t fault_pc, const char *indent);
+const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                       uint64_t fault_pc); /* returns why an id could not be read, or NULL */
+
+/* ---- json.c: JSON string escaping ---- */
+void json_str(FILE *f, const char *s, size_t len);
+void json_cstr(FILE *f, const char *s); /* NULL -> null */
+void json_hex(FILE *f, uint64_t v);     /* "0x..." : addresses exceed 2^53 */
+
+/* ---- text.c: untrusted strings made safe for a terminal ---- */
+void text_str(FILE *f, const char *s, size_t len);
+void text_cmdline(FILE *f, const char *buf, size_t len);
+
+/* ---- stats.c: per-trace tallies, `race stats` ---- */
+struct race_tally {
+    uint64_t by_kind[256];
+    uint64_t by_entry[256];       /* frees only */
+    uint64_t guarded, quarantined; /* events with these record flags */
+    struct race_map by_ractor;
+    struct race_map by_tid;
+};
+void tally_collect(struct race_trace *t, struct race_tally *y);
+void tally_free(struct race_tally *y);
+double trace_span_ms(const struct race_trace *t);
+void stats_json_trace(struct race_trace *t, bool tables);
+int cmd_stats(char **paths, int npaths, bool json);
+
+/* ---- dump.c: `race dump` ---- */
+int cmd_dump(char **paths, int npaths, bool json, bool stacks);
+
+/* ---- report.c: `race report` ---- */
+int cmd_report(char **paths, int npaths, bool json);
+
+#endif

@@ -1,0 +1,723 @@
+/* reader.c - opens a trace file, validates it against FORMAT.md, and iterates its records.
+ * Owns the read-only mapping and every bounds check on what the file says.
+ * Must never: trust a field before checking it, read outside the mapping, allocate in
+ * proportion to a field's value (only to the file's real size), or give up on a file
+ * at its first problem while more of it can still be read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "race.h"
+
+#define HDR_OFF(field) ((unsigned long long)offsetof(struct race_hdr, field))
+
+/* ---- Bounds-checked access ---------------------------------------------------- */
+
+/* Every read of file contents copies out through here: the mapping has no alignment
+ * guarantee at a corrupt offset, and a live producer may change bytes under us, so a
+ * value is checked and used from the same private copy. */
+static bool copy_in(const struct race_trace *t, uint64_t off, void *dst, size_t len)
+{
+    if (off > t->size || len > t->size - off)
+        return false;
+    if (len) /* an empty file has no mapping at all */
+        memcpy(dst, t->map + off, len);
+    return true;
+}
+
+size_t trace_strlen(const char *field, size_t cap)
+{
+    const char *nul = memchr(field, 0, cap);
+    return nul ? (size_t)(nul - field) : cap;
+}
+
+/* ---- Names for the header's enumerations --------------------------------------- */
+
+const char *race_clock_name(uint32_t c)
+{
+    return c == RACE_CLOCK_TSC ? "tsc" : c == RACE_CLOCK_MONOTONIC ? "monotonic" : "unknown";
+}
+
+const char *race_ractor_state_name(uint32_t s)
+{
+    static const char *const n[] = {"unknown", "valid", "not-ruby", "unsupported", "invalid"};
+    return s < sizeof n / sizeof n[0] ? n[s] : "corrupt";
+}
+
+const char *race_ractor_state_text(uint32_t s)
+{
+    static const char *const n[] = {
+        "not decided (the process ended before the VM ran)",
+        "valid (offsets checked on the main thread)",
+        "none (not a Ruby process)",
+        "unavailable (Ruby version or layout not known to the shim)",
+        "invalid (validation failed; ids recorded as 0)",
+    };
+    return s < sizeof n / sizeof n[0] ? n[s] : "corrupt value";
+}
+
+const char *race_kind_name(unsigned k)
+{
+    return k == RACE_EV_FREE ? "free" : k == RACE_EV_ALLOC ? "alloc" : "?";
+}
+
+/* ---- Header -------------------------------------------------------------------- */
+
+/* Identity first: past a wrong magic, version, byte order or record size nothing else
+ * in the file can be interpreted, so these stop the reading. */
+static bool check_identity(struct race_trace *t)
+{
+    static const char magic[8] = RACE_TRACE_MAGIC;
+    const struct race_hdr *h = &t->hdr;
+    uint64_t have = t->size;
+
+    for (uint64_t i = 0; i < 8 && i < have; i++)
+        if (h->magic[i] != magic[i]) {
+            diag_problem(t, "not a race trace (bad magic at offset %llu)",
+                         (unsigned long long)i);
+            return false;
+        }
+    if (have < 12) {
+        diag_problem(t, "truncated at offset %llu (a trace header alone is %u bytes)",
+                     (unsigned long long)have, RACE_HDR_SIZE);
+        return false;
+    }
+    if (h->version != RACE_TRACE_VERSION) {
+        diag_problem(t, "unsupported trace version %u at offset %llu (this race reads version %u)",
+                     h->version, HDR_OFF(version), RACE_TRACE_VERSION);
+        return false;
+    }
+    static const struct {
+        size_t off;
+        uint32_t want;
+        const char *name;
+    } fixed[] = {
+        {offsetof(struct race_hdr, endian), RACE_TRACE_ENDIAN, "byte order marker"},
+        {offsetof(struct race_hdr, hdr_size), RACE_HDR_SIZE, "hdr_size"},
+        {offsetof(struct race_hdr, rec_size), RACE_REC_SIZE, "rec_size"},
+        {offsetof(struct race_hdr, chunk_size), RACE_CHUNK_SIZE, "chunk_size"},
+        {offsetof(struct race_hdr, chunk_recs), RACE_CHUNK_RECS, "chunk_recs"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (have < fixed[i].off + 4) {
+            diag_problem(t, "truncated at offset %llu (a trace header alone is %u bytes)",
+                         (unsigned long long)have, RACE_HDR_SIZE);
+            return false;
+        }
+        uint32_t v;
+        memcpy(&v, (const char *)h + fixed[i].off, 4);
+        if (v == fixed[i].want)
+            continue;
+        if (i == 0 && v == __builtin_bswap32(RACE_TRACE_ENDIAN))
+            diag_problem(t, "written with the other byte order (marker 0x%08x at offset %zu); "
+                         "this race reads little-endian traces", v, fixed[i].off);
+        else
+            diag_problem(t, "bad %s %u (0x%x) at offset %zu (version %u says %u)",
+                         fixed[i].name, v, v, fixed[i].off, RACE_TRACE_VERSION, fixed[i].want);
+        return false;
+    }
+    if (have < HDR_OFF(file_size) + 8) {
+        diag_problem(t, "truncated at offset %llu (a trace header alone is %u bytes)",
+                     (unsigned long long)have, RACE_HDR_SIZE);
+        return false;
+    }
+    return true;
+}
+
+/* The file's real size against file_size; then the limit the sections must respect. */
+static bool check_size(struct race_trace *t)
+{
+    uint64_t fs = t->hdr.file_size;
+    t->limit = fs;
+    if (fs < RACE_HDR_SIZE) {
+        diag_problem(t, "file_size %llu at offset %llu is smaller than the header (%u bytes)",
+                     (unsigned long long)fs, HDR_OFF(file_size), RACE_HDR_SIZE);
+        t->limit = t->size;
+    } else if (t->size < fs) {
+        diag_problem(t, "truncated at offset %llu (header says %llu bytes); reading what is there",
+                     (unsigned long long)t->size, (unsigned long long)fs);
+    } else if (t->size > fs) {
+        diag_problem(t, "%llu bytes past the end at offset %llu (header says %llu bytes); "
+                     "ignoring them", (unsigned long long)(t->size - fs),
+                     (unsigned long long)fs, (unsigned long long)fs);
+    }
+    if (t->size < RACE_HDR_SIZE) {
+        if (t->size >= fs)
+            diag_problem(t, "truncated at offset %llu (a trace header alone is %u bytes)",
+                         (unsigned long long)t->size, RACE_HDR_SIZE);
+        return false; /* the section table may be missing: nothing past it is usable */
+    }
+    return true;
+}
+
+/* Fields that do not stop the reading: a bad one is reported; the lengths come as the
+ * file had them, trace_open() having clamped the copy already. */
+static void check_fields(struct race_trace *t, uint32_t cmdline_len, uint32_t options_len)
+{
+    const struct race_hdr *h = &t->hdr;
+    if (h->flags & ~(uint32_t)(RACE_FLAG_CLOSED | RACE_FLAG_FORKED | RACE_FLAG_STACKS_OFF))
+        diag_problem(t, "unknown flags 0x%x at offset %llu", h->flags, HDR_OFF(flags));
+    if (h->clock != RACE_CLOCK_TSC && h->clock != RACE_CLOCK_MONOTONIC)
+        diag_problem(t, "unknown clock source %u at offset %llu; times are shown as raw ticks",
+                     h->clock, HDR_OFF(clock));
+    if (h->ractor_state > RACE_RACTOR_INVALID)
+        diag_problem(t, "unknown Ractor-id state %u at offset %llu", h->ractor_state,
+                     HDR_OFF(ractor_state));
+    if (cmdline_len > sizeof h->cmdline)
+        diag_problem(t, "cmdline_len %u at offset %llu exceeds its %zu-byte field",
+                     cmdline_len, HDR_OFF(cmdline_len), sizeof h->cmdline);
+    if (options_len > sizeof h->options)
+        diag_problem(t, "options_len %u at offset %llu exceeds its %zu-byte field",
+                     options_len, HDR_OFF(options_len), sizeof h->options);
+    /* Printing these goes through trace_strlen(), so an unterminated one is safe; still
+     * it means a foreign writer, so say so. */
+    if (trace_strlen(h->ruby_version, sizeof h->ruby_version) == sizeof h->ruby_version)
+        diag_problem(t, "ruby_version at offset %llu is not NUL-terminated", HDR_OFF(ruby_version));
+    if (trace_strlen(h->exe, sizeof h->exe) == sizeof h->exe)
+        diag_problem(t, "exe at offset %llu is not NUL-terminated", HDR_OFF(exe));
+    for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
+        if (h->reserved[i].off || h->reserved[i].size)
+            diag_problem(t, "reserved section %zu at offset %llu is not empty (version %u has none)",
+                         i, HDR_OFF(reserved) + (unsigned long long)i * sizeof h->reserved[0],
+                         RACE_TRACE_VERSION);
+}
+
+static bool check_section(struct race_trace *t, const char *name, const struct race_section *s,
+                          size_t entry_off, uint64_t min_size)
+{
+    unsigned long long off = s->off, size = s->size;
+    if (s->off < RACE_HDR_SIZE) {
+        diag_problem(t, "%s section at offset %llu overlaps the header (section table entry at "
+                     "offset %zu)", name, off, entry_off);
+        return false;
+    }
+    if (s->size > t->limit || s->off > t->limit - s->size) {
+        diag_problem(t, "%s section [%llu, +%llu) ends past the file's %llu bytes (section table "
+                     "entry at offset %zu)", name, off, size, (unsigned long long)t->limit,
+                     entry_off);
+        return false;
+    }
+    if (s->size < min_size) {
+        diag_problem(t, "%s section at offset %llu is %llu bytes, too small for its header "
+                     "(section table entry at offset %zu)", name, off, size, entry_off);
+        return false;
+    }
+    return true;
+}
+
+static bool overlap(const struct race_section *a, const struct race_section *b)
+{
+    return a->size && b->size && a->off < b->off + b->size && b->off < a->off + a->size;
+}
+
+/* The section table: each section inside the file and clear of the others. When two
+ * overlap, the later one in the table gives way: the ring holds the events. */
+static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, bool *find_ok)
+{
+    const struct race_hdr *h = &t->hdr;
+    struct {
+        const char *name;
+        const struct race_section *s;
+        size_t entry;
+        uint64_t min;
+        bool *ok;
+    } sec[] = {
+        {"ring", &h->ring, offsetof(struct race_hdr, ring), 0, &t->ring_ok},
+        {"depot", &h->depot, offsetof(struct race_hdr, depot), sizeof(struct race_depot_hdr),
+         depot_ok},
+        {"module log", &h->modules, offsetof(struct race_hdr, modules),
+         sizeof(struct race_mod_hdr), mods_ok},
+        {"findings", &h->findings, offsetof(struct race_hdr, findings),
+         sizeof(struct race_find_hdr), find_ok},
+    };
+    size_t n = sizeof sec / sizeof sec[0];
+    for (size_t i = 0; i < n; i++) {
+        /* A trace without findings has none: an empty entry is not a problem there. */
+        if (sec[i].ok == find_ok && sec[i].s->off == 0 && sec[i].s->size == 0)
+            *sec[i].ok = false;
+        else
+            *sec[i].ok = check_section(t, sec[i].name, sec[i].s, sec[i].entry, sec[i].min);
+    }
+    for (size_t j = 1; j < n; j++)
+        for (size_t i = 0; i < j && *sec[j].ok; i++)
+            if (*sec[i].ok && overlap(sec[i].s, sec[j].s)) {
+                diag_problem(t, "%s section at offset %llu overlaps the %s section", sec[j].name,
+                             (unsigned long long)sec[j].s->off, sec[i].name);
+                *sec[j].ok = false;
+            }
+    if (!t->ring_ok)
+        return;
+    if (h->ring.size % RACE_CHUNK_SIZE)
+        diag_problem(t, "ring size %llu at offset %llu is not a multiple of %u",
+                     (unsigned long long)h->ring.size, HDR_OFF(ring.size), RACE_CHUNK_SIZE);
+    t->nchunks = h->ring.size / RACE_CHUNK_SIZE;
+    if (h->nchunks != t->nchunks)
+        diag_problem(t, "nchunks %u at offset %llu disagrees with the ring's %llu chunks",
+                     h->nchunks, HDR_OFF(nchunks), (unsigned long long)t->nchunks);
+}
+
+/* ---- Stack depot ----------------------------------------------------------------- */
+
+static void read_depot(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.depot;
+    struct race_depot_hdr d;
+    if (!copy_in(t, s->off, &d, sizeof d)) {
+        t->depot_cut = true; /* past a truncation, already reported */
+        return;
+    }
+    t->depot_unique = d.unique;
+    if (d.nbuckets == 0 || (d.nbuckets & (d.nbuckets - 1))) {
+        diag_problem(t, "depot nbuckets %u at offset %llu is not a power of two; stacks unreadable",
+                     d.nbuckets, (unsigned long long)(s->off + offsetof(struct race_depot_hdr, nbuckets)));
+        return;
+    }
+    uint64_t first = sizeof d + 4ull * d.nbuckets;
+    if (d.entries_off < first || d.entries_off > s->size || d.entries_size > s->size - d.entries_off) {
+        diag_problem(t, "depot entry area [%llu, +%llu) at offset %llu does not fit its %llu-byte "
+                     "section; stacks unreadable", (unsigned long long)d.entries_off,
+                     (unsigned long long)d.entries_size,
+                     (unsigned long long)(s->off + offsetof(struct race_depot_hdr, entries_off)),
+                     (unsigned long long)s->size);
+        return;
+    }
+    t->depot_ok = true;
+    t->depot_area = s->off + d.entries_off;
+    /* used may run past the area when the depot filled up: only the area counts. */
+    t->depot_len = d.used < d.entries_size ? d.used : d.entries_size;
+}
+
+enum race_stack_status trace_stack(const struct race_trace *t, uint32_t id,
+                                   struct race_stack *out, const char **why)
+{
+    out->nframes = 0;
+    *why = NULL;
+    if (id == 0) {
+        *why = "no stack";
+        return RACE_STACK_BAD;
+    }
+    if (!t->depot_ok) {
+        *why = t->depot_cut ? "the depot lies past the end of the truncated file"
+                            : "the depot is unreadable";
+        return t->depot_cut ? RACE_STACK_CUT : RACE_STACK_BAD;
+    }
+    uint64_t rel = (uint64_t)(id - 1) * 8;
+    struct race_depot_entry e;
+    if (rel > t->depot_len || sizeof e > t->depot_len - rel) {
+        *why = "id outside the depot's published entries";
+        return RACE_STACK_BAD;
+    }
+    if (!copy_in(t, t->depot_area + rel, &e, sizeof e)) {
+        *why = "entry past the end of the truncated file";
+        return RACE_STACK_CUT;
+    }
+    if (e.commit != e.hash) {
+        *why = "entry incomplete (commit != hash)";
+        return RACE_STACK_BAD;
+    }
+    if (e.nframes > RACE_MAX_FRAMES) {
+        *why = "entry has more than 64 frames";
+        return RACE_STACK_BAD;
+    }
+    if (8ull * e.nframes > t->depot_len - rel - sizeof e) {
+        *why = "entry's frames run past the depot";
+        return RACE_STACK_BAD;
+    }
+    if (!copy_in(t, t->depot_area + rel + sizeof e, out->pc, 8ull * e.nframes)) {
+        *why = "frames past the end of the truncated file";
+        return RACE_STACK_CUT;
+    }
+    out->nframes = e.nframes;
+    return RACE_STACK_OK;
+}
+
+/* ---- Module log ------------------------------------------------------------------ */
+
+static void read_modules(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.modules;
+    struct race_mod_hdr mh;
+    if (!copy_in(t, s->off, &mh, sizeof mh))
+        return;
+    uint64_t room = s->size - sizeof mh, used = mh.used;
+    /* Writers add to used before they check for room (as in the depot), so a full log
+     * says more than it holds: a note, not a corruption. */
+    bool full = used > room;
+    if (full) {
+        diag_note(t, "the module log is full (used %llu of %llu bytes, offset %llu): objects "
+                  "loaded later were not recorded", (unsigned long long)used,
+                  (unsigned long long)room, (unsigned long long)s->off);
+        used = room;
+    }
+    size_t cap = 0;
+    for (uint64_t pos = 0; pos + sizeof(struct race_mod) <= used;) {
+        uint64_t off = s->off + sizeof mh + pos;
+        struct race_mod m;
+        if (!copy_in(t, off, &m, sizeof m))
+            break;
+        bool committed = m.commit == RACE_MOD_COMMIT;
+        if (m.size < sizeof m || m.size % 8 || m.size > used - pos) {
+            /* An uncommitted tail is a writer that died mid-record; the size may not
+             * even be written, so the walk ends there either way. */
+            if (committed)
+                diag_problem(t, "module record at offset %llu has bad size %u",
+                             (unsigned long long)off, m.size);
+            else if (!full) /* a full log ends in room nobody wrote */
+                t->mods_incomplete++;
+            break;
+        }
+        pos += m.size;
+        if (!committed) {
+            t->mods_incomplete++;
+            continue;
+        }
+        if ((uint64_t)m.path_len + 1 > m.size - sizeof m) {
+            diag_problem(t, "module record at offset %llu: path_len %u does not fit its %u bytes",
+                         (unsigned long long)off, m.path_len, m.size);
+            continue;
+        }
+        if (m.build_id_len > sizeof m.build_id) {
+            diag_problem(t, "module record at offset %llu: build_id_len %u exceeds %zu",
+                         (unsigned long long)off, m.build_id_len, sizeof m.build_id);
+            continue;
+        }
+        if (m.lo > m.hi) {
+            diag_problem(t, "module record at offset %llu: lo 0x%llx above hi 0x%llx",
+                         (unsigned long long)off, (unsigned long long)m.lo,
+                         (unsigned long long)m.hi);
+            continue;
+        }
+        char path[UINT16_MAX + 1];
+        if (!copy_in(t, off + sizeof m, path, (size_t)m.path_len + 1))
+            break;
+        if (path[m.path_len] != 0) {
+            diag_problem(t, "module record at offset %llu: path is not NUL-terminated",
+                         (unsigned long long)off);
+            continue;
+        }
+        if (t->nmod == cap) {
+            cap = cap ? cap * 2 : 16;
+            t->mod = xreallocarray(t->mod, cap, sizeof *t->mod);
+        }
+        struct race_modrec *r = &t->mod[t->nmod++];
+        *r = (struct race_modrec){.off = off, .base = m.base, .lo = m.lo, .hi = m.hi,
+                                  .ts = m.ts, .gen = m.gen, .build_id_len = m.build_id_len};
+        memcpy(r->build_id, m.build_id, sizeof r->build_id);
+        r->path = xstrndup(path, m.path_len);
+    }
+}
+
+/* ---- Findings ------------------------------------------------------------------ */
+
+static void read_findings(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.findings;
+    struct race_find_hdr fh;
+    if (!copy_in(t, s->off, &fh, sizeof fh))
+        return;
+    uint64_t room = (s->size - sizeof fh) / sizeof(struct race_finding);
+    uint64_t cap = fh.cap;
+    if (cap > room) {
+        diag_problem(t, "findings cap %llu at offset %llu exceeds its section's room for %llu",
+                     (unsigned long long)cap,
+                     (unsigned long long)(s->off + offsetof(struct race_find_hdr, cap)),
+                     (unsigned long long)room);
+        cap = room;
+    }
+    /* Writers claim a slot before they check it exists: used past cap counts the
+     * findings that did not fit. */
+    uint64_t n = fh.used < cap ? fh.used : cap;
+    t->find_dropped = fh.used - n;
+    /* The array follows the records really in the file, whatever the counts say. */
+    uint64_t present = (t->size - s->off - sizeof fh) / sizeof(struct race_finding);
+    t->find = xcalloc(n < present ? n : present, sizeof *t->find);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t off = s->off + sizeof fh + i * sizeof(struct race_finding);
+        struct race_finding f;
+        if (!copy_in(t, off, &f, sizeof f))
+            break; /* past a truncation, already reported */
+        if (f.commit != RACE_FIND_COMMIT) {
+            t->find_incomplete++; /* claimed, not yet (or never) published */
+            continue;
+        }
+        if (f.type == 0 || f.type > RACE_FIND_MAX || f.access > RACE_ACCESS_WRITE ||
+            f.free_entry > RACE_ENTRY_MAX) {
+            diag_problem(t, "finding at offset %llu is corrupt (type %u, access %u, free entry %u)",
+                         (unsigned long long)off, f.type, f.access, f.free_entry);
+            continue;
+        }
+        f.detail[sizeof f.detail - 1] = 0;
+        t->find[t->nfind].f = f;
+        t->find[t->nfind++].off = off;
+    }
+}
+
+/* ---- Ring ---------------------------------------------------------------------- */
+
+enum rec_class { REC_VALID, REC_TORN, REC_CORRUPT };
+
+/* FORMAT.md: only a held chunk can hold a record that does not verify (its writer
+ * died mid-record); in a released chunk every reserved record was published. */
+static enum rec_class classify(const struct race_chunkinfo *ci, uint32_t i,
+                               const struct race_rec *r, const char **why)
+{
+    uint64_t gen = ci->gen;
+    uint32_t tag = (uint32_t)(gen * RACE_CHUNK_RECS + i);
+    /* race_rec_sum() reads the record as uint64_t words: hand it uint64_t objects, so
+     * no type-based alias analysis can reorder it against the copy. */
+    uint64_t w[RACE_REC_SIZE / 8];
+    memcpy(w, r, sizeof w);
+    uint32_t sum = race_rec_sum((const struct race_rec *)(const void *)w, tag);
+    if (r->commit == 0 || r->commit != ((uint64_t)sum << 32 | tag)) {
+        if (ci->held)
+            return REC_TORN;
+        *why = "checksum fails in a released chunk";
+        return REC_CORRUPT;
+    }
+    if (r->kind != RACE_EV_FREE && r->kind != RACE_EV_ALLOC) {
+        *why = "unknown kind";
+        return REC_CORRUPT;
+    }
+    /* An allocation names no freeing entry point: 0 is fine there, not in a free. */
+    if ((r->entry == 0 && r->kind == RACE_EV_FREE) || r->entry > RACE_ENTRY_MAX) {
+        *why = "unknown entry point";
+        return REC_CORRUPT;
+    }
+    return REC_VALID;
+}
+
+static void read_chunks(struct race_trace *t)
+{
+    const struct race_hdr *h = &t->hdr;
+    /* Allocation follows the chunks really in the file, whatever nchunks claims. */
+    uint64_t present = 0;
+    while (present < t->nchunks &&
+           h->ring.off + present * RACE_CHUNK_SIZE + sizeof(struct race_chunk) <= t->size)
+        present++;
+    t->chunks_missing = t->nchunks - present;
+    t->chunk = xcalloc(present, sizeof *t->chunk);
+    t->nchunk = present;
+    for (uint64_t k = 0; k < present; k++) {
+        struct race_chunkinfo *ci = &t->chunk[k];
+        struct race_chunk c;
+        ci->off = h->ring.off + k * RACE_CHUNK_SIZE;
+        copy_in(t, ci->off, &c, sizeof c);
+        uint64_t gen1 = c.state >> RACE_STATE_USED_BITS;
+        uint64_t used = c.state & RACE_STATE_USED_MASK;
+        unsigned long long off = ci->off;
+        if (gen1 == 0) {
+            if (used)
+                diag_problem(t, "chunk %llu at offset %llu has %llu records but no generation",
+                             (unsigned long long)k, off, (unsigned long long)used);
+            continue;
+        }
+        ci->claimed = true;
+        ci->held = (c.state & RACE_STATE_HELD) != 0;
+        ci->gen = gen1 - 1;
+        t->chunks_claimed++;
+        t->chunks_held += ci->held;
+        /* Reported, but the records are still read: their tags carry the same gen, so a
+         * damaged state shows up as torn records, not as wrong events. */
+        if (ci->gen % t->nchunks != k)
+            diag_problem(t, "chunk %llu at offset %llu holds generation %llu, which belongs "
+                         "in chunk %llu", (unsigned long long)k, off,
+                         (unsigned long long)ci->gen,
+                         (unsigned long long)(ci->gen % t->nchunks));
+        else if (ci->gen >= h->next_chunk)
+            diag_problem(t, "chunk %llu at offset %llu holds generation %llu but next_chunk "
+                         "(offset %llu) says only %llu were claimed", (unsigned long long)k,
+                         off, (unsigned long long)ci->gen, HDR_OFF(next_chunk),
+                         (unsigned long long)h->next_chunk);
+        if (used > RACE_CHUNK_RECS) {
+            diag_problem(t, "chunk %llu at offset %llu says %llu records are used (at most %u); "
+                         "reading %u", (unsigned long long)k, off, (unsigned long long)used,
+                         RACE_CHUNK_RECS, RACE_CHUNK_RECS);
+            used = RACE_CHUNK_RECS;
+            t->chunks_clamped++;
+        }
+        ci->used = (uint32_t)used;
+        if (c.gen_check == gen1 && c.clock_ts)
+            clock_add_pair(&t->clock, c.clock_ts, c.clock_mono);
+    }
+}
+
+/* The counting pass: every reserved record is classified once, and each stack id a
+ * valid record names is looked up once. */
+static void count_records(struct race_trace *t)
+{
+    struct race_map ids;
+    map_init(&ids);
+    uint64_t first_corrupt = 0;
+    const char *corrupt_why = NULL;
+    for (size_t k = 0; k < t->nchunk; k++) {
+        const struct race_chunkinfo *ci = &t->chunk[k];
+        for (uint32_t i = 0; ci->claimed && i < ci->used; i++) {
+            uint64_t off = ci->off + (uint64_t)RACE_REC_SIZE * (i + 1);
+            struct race_rec r;
+            if (!copy_in(t, off, &r, sizeof r)) {
+                t->n_lost += ci->used - i;
+                break;
+            }
+            const char *why = NULL;
+            switch (classify(ci, i, &r, &why)) {
+            case REC_TORN:
+                t->n_torn++;
+                continue;
+            case REC_CORRUPT:
+                if (t->n_corrupt++ == 0) {
+                    first_corrupt = off;
+                    corrupt_why = why;
+                    diag_problem(t, "corrupt record at offset %llu: %s (kind %u, entry %u)",
+                                 (unsigned long long)off, why, r.kind, r.entry);
+                }
+                continue;
+            case REC_VALID:
+                break;
+            }
+            if (t->n_valid++ == 0 || r.ts < t->ts_min)
+                t->ts_min = r.ts;
+            if (t->n_valid == 1 || r.ts > t->ts_max)
+                t->ts_max = r.ts;
+            bool added;
+            if (r.stack == 0)
+                continue;
+            map_put(&ids, r.stack, &added);
+            if (!added)
+                continue;
+            t->stack_ids++;
+            struct race_stack st;
+            const char *swhy;
+            switch (trace_stack(t, r.stack, &st, &swhy)) {
+            case RACE_STACK_OK:
+                break;
+            case RACE_STACK_CUT: /* the truncation is the problem, reported already */
+                t->stack_cut++;
+                break;
+            case RACE_STACK_BAD:
+                if (t->stack_bad++ == 0)
+                    diag_problem(t, "record at offset %llu names stack %u: %s",
+                                 (unsigned long long)off, r.stack, swhy);
+                break;
+            }
+        }
+    }
+    if (t->n_corrupt > 1)
+        diag_problem(t, "%llu corrupt records in all, the first at offset %llu (%s)",
+                     (unsigned long long)t->n_corrupt, (unsigned long long)first_corrupt,
+                     corrupt_why);
+    if (t->stack_bad > 1)
+        diag_problem(t, "%llu of %llu stack ids named by records are corrupt",
+                     (unsigned long long)t->stack_bad, (unsigned long long)t->stack_ids);
+    map_free(&ids);
+}
+
+void trace_scan(struct race_trace *t, race_rec_fn fn, void *ctx)
+{
+    for (size_t k = 0; k < t->nchunk; k++) {
+        const struct race_chunkinfo *ci = &t->chunk[k];
+        for (uint32_t i = 0; ci->claimed && i < ci->used; i++) {
+            uint64_t off = ci->off + (uint64_t)RACE_REC_SIZE * (i + 1);
+            struct race_rec r;
+            const char *why;
+            if (!copy_in(t, off, &r, sizeof r))
+                break;
+            if (classify(ci, i, &r, &why) == REC_VALID)
+                fn(t, &r, off, ctx);
+        }
+    }
+}
+
+/* ---- Open and close -------------------------------------------------------------- */
+
+static bool map_file(struct race_trace *t)
+{
+    int fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        diag_problem(t, "cannot open: %s", strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        diag_problem(t, "not a regular file");
+        close(fd);
+        return false;
+    }
+    t->size = (uint64_t)st.st_size;
+    if (t->size > 0) {
+        /* MAP_PRIVATE, read-only: the producer may still be writing through its
+         * MAP_SHARED view; we only ever copy values out (see copy_in). */
+        void *p = mmap(NULL, t->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            diag_problem(t, "cannot map %llu bytes: %s", (unsigned long long)t->size,
+                         strerror(errno));
+            close(fd);
+            return false;
+        }
+        t->map = p;
+    }
+    close(fd);
+    return true;
+}
+
+static uint32_t clamp_field(uint32_t len, uint64_t field_off, uint32_t field_size, uint64_t have)
+{
+    uint64_t room = have <= field_off ? 0 : have - field_off;
+    if (room > field_size)
+        room = field_size;
+    return len > room ? (uint32_t)room : len;
+}
+
+struct race_trace *trace_open(const char *path)
+{
+    struct race_trace *t = xcalloc(1, sizeof *t);
+    t->path = path;
+    if (!map_file(t))
+        return t;
+    copy_in(t, 0, &t->hdr, t->size < sizeof t->hdr ? t->size : sizeof t->hdr);
+    /* Lengths that index header fields are clamped to their field, and to the bytes
+     * really there when the header is cut short, before anything can print them;
+     * check_fields() reports bad ones when the header is whole. */
+    struct race_hdr *h = &t->hdr;
+    uint32_t cmdline_len = h->cmdline_len, options_len = h->options_len;
+    h->cmdline_len = clamp_field(h->cmdline_len, HDR_OFF(cmdline), sizeof h->cmdline, t->size);
+    h->options_len = clamp_field(h->options_len, HDR_OFF(options), sizeof h->options, t->size);
+    clock_init(&t->clock, &t->hdr);
+    if (!check_identity(t))
+        return t;
+    t->identified = true;
+    if (!check_size(t))
+        return t;
+    check_fields(t, cmdline_len, options_len);
+    bool depot_ok, mods_ok, find_ok;
+    check_sections(t, &depot_ok, &mods_ok, &find_ok);
+    if (depot_ok)
+        read_depot(t);
+    if (mods_ok)
+        read_modules(t);
+    if (find_ok)
+        read_findings(t);
+    if (t->ring_ok) {
+        read_chunks(t);
+        count_records(t);
+    }
+    clock_finish(&t->clock, t);
+    return t;
+}
+
+void trace_close(struct race_trace *t)
+{
+    if (!t)
+        return;
+    if (t->map)
+        munmap((void *)t->map, t->size);
+    for (size_t i = 0; i < t->nmod; i++)
+        free(t->mod[i].path);
+    free(t->mod);
+    free(t->chunk);
+    free(t->find);
+    free(t);
+}

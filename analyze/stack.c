@@ -1,0 +1,94 @@
+/* stack.c - prints one stack from the depot, symbolized: as indented text frames
+ * ("#0 0x... in func file:line", else module+offset) or as a JSON array of frames.
+ * Shared by `race dump --stacks` and `race report`.
+ * Must never: print frames the reader did not validate, or take the innermost frame of
+ * a fault for a return address (it is the faulting instruction itself). */
+#include <string.h>
+
+#include "race.h"
+
+static void text_frame(const struct race_frame *f, unsigned i, const char *indent)
+{
+    printf("%s#%u 0x%016llx in ", indent, i, (unsigned long long)f->pc);
+    if (f->func)
+        text_str(stdout, f->func, strlen(f->func));
+    else if (f->file || !f->module)
+        printf("??");
+    if (f->file) {
+        putchar(' ');
+        text_str(stdout, f->file, strlen(f->file));
+        printf(":%d", f->line);
+    } else if (f->module) {
+        printf(f->func ? " (" : "");
+        text_str(stdout, f->module, strlen(f->module));
+        printf("+0x%llx%s", (unsigned long long)f->modoff, f->func ? ")" : "");
+    }
+    putchar('\n');
+}
+
+static void json_frame(const struct race_frame *f)
+{
+    printf("{\"pc\":");
+    json_hex(stdout, f->pc);
+    printf(",\"function\":");
+    json_cstr(stdout, f->func);
+    printf(",\"file\":");
+    json_cstr(stdout, f->file);
+    if (f->line)
+        printf(",\"line\":%d", f->line);
+    else
+        printf(",\"line\":null");
+    printf(",\"module\":");
+    json_cstr(stdout, f->module);
+    if (f->module) {
+        printf(",\"offset\":");
+        json_hex(stdout, f->modoff);
+    }
+    putchar('}');
+}
+
+/* fault_pc: the faulting instruction when this is the stack of a fault (the unwinder
+ * then starts at that very pc), 0 otherwise. */
+static bool exact(const struct race_stack *st, uint32_t i, uint64_t fault_pc)
+{
+    return i == 0 && fault_pc && st->pc[0] == fault_pc;
+}
+
+void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                uint64_t fault_pc, const char *indent)
+{
+    struct race_stack st;
+    const char *why;
+    if (!id) {
+        printf("%s(no stack recorded)\n", indent);
+        return;
+    }
+    if (trace_stack(t, id, &st, &why) != RACE_STACK_OK) {
+        printf("%s(stack %u unreadable: %s)\n", indent, id, why);
+        return;
+    }
+    for (uint32_t i = 0; i < st.nframes; i++) {
+        struct race_frame f;
+        sym_frame(sym, st.pc[i], ts, exact(&st, i, fault_pc), &f);
+        text_frame(&f, i, indent);
+    }
+}
+
+const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                       uint64_t fault_pc)
+{
+    struct race_stack st;
+    const char *why = NULL;
+    putchar('[');
+    if (id && trace_stack(t, id, &st, &why) == RACE_STACK_OK) {
+        why = NULL;
+        for (uint32_t i = 0; i < st.nframes; i++) {
+            struct race_frame f;
+            sym_frame(sym, st.pc[i], ts, exact(&st, i, fault_pc), &f);
+            printf(i ? "," : "");
+            json_frame(&f);
+        }
+    }
+    putchar(']');
+    return why;
+}
