@@ -37,7 +37,7 @@ TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_BIN := $(patsubst tests/%.c,tests/bin/%,$(TEST_SRC))
 tests/bin/%: tests/%.c $(SHIM_HDR) | .deps-stamp
 	@mkdir -p tests/bin
-	$(CC) $(WARN) -O2 -g $(CPPFLAGS) -Ishim -o $@ $< $(shell sed -n 's/^ *\* *link: *\([^*]*\).*/\1/p' $<) -lpthread
+	$(CC) $(WARN) -O2 -g $(CPPFLAGS) -D_GNU_SOURCE -Ishim -o $@ $< $(shell sed -n 's/^ *\* *link: *\([^*]*\).*/\1/p' $<) -lpthread
 
 test: all analyze/race-asan $(TEST_BIN)
 	tests/run.sh

@@ -290,7 +290,9 @@ static inline uint32_t race_rec_sum_words(const uint64_t *w, uint32_t tag)
 
 static inline uint32_t race_rec_sum(const struct race_rec *r, uint32_t tag)
 {
-    return race_rec_sum_words((const uint64_t *)r, tag);
+    uint64_t w[8]; /* a copy, not a cast: reading the fields as uint64_t would break aliasing */
+    __builtin_memcpy(w, r, sizeof(w));
+    return race_rec_sum_words(w, tag);
 }
 
 /* The record's words as the producer builds them (little-endian x86-64 layout). */

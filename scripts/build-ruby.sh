@@ -3,12 +3,20 @@
 # into a cache directory outside the checkout, and prints the installed ruby's path.
 # Reused on every later call: a Ruby build takes minutes, tests must not pay it twice.
 #   RACE_RUBY_CACHE  cache directory (default: $HOME/.cache/race)
-#   usage: scripts/build-ruby.sh [plain]      (only the plain -O3 build is made here)
+#   usage: scripts/build-ruby.sh [plain|asan]
+#     plain  Debian's default flags (-O3), symbols kept: the production-like Ruby
+#     asan   the same source under AddressSanitizer (-O1), to confirm what race finds
 set -euo pipefail
 VERSION=3.4.5
 DEBVER=3.4.5-1~exp1
+variant=${1:-plain}
+case $variant in
+    plain) suffix= ;;
+    asan) suffix=-asan ;;
+    *) echo "usage: $0 [plain|asan]" >&2; exit 64 ;;
+esac
 cache=${RACE_RUBY_CACHE:-${HOME:-/root}/.cache/race}
-prefix=$cache/ruby-$VERSION
+prefix=$cache/ruby-$VERSION$suffix
 if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
     echo "$prefix/bin/ruby"; exit 0
 fi
@@ -18,8 +26,8 @@ flock 9
 if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
     echo "$prefix/bin/ruby"; exit 0
 fi
-log=$cache/ruby-$VERSION-build.log
-echo "race: building Ruby $VERSION from Debian's ruby3.4 source package into $prefix (log: $log)" >&2
+log=$cache/ruby-$VERSION$suffix-build.log
+echo "race: building Ruby $VERSION ($variant) from Debian's ruby3.4 source package into $prefix (log: $log)" >&2
 src=$cache/src
 mkdir -p "$src"
 cd "$src"
@@ -32,14 +40,22 @@ if ! ls ruby3.4_${VERSION}.orig.tar.* >/dev/null 2>&1; then
     fi
     apt-get source --download-only "ruby3.4=$DEBVER" >>"$log" 2>&1
 fi
-rm -rf "ruby-$VERSION"
-tar xf ruby3.4_${VERSION}.orig.tar.*
-cd "ruby-$VERSION"
+rm -rf "ruby-$VERSION$suffix"
+mkdir "ruby-$VERSION$suffix"
+tar xf ruby3.4_${VERSION}.orig.tar.* -C "ruby-$VERSION$suffix" --strip-components=1
+cd "ruby-$VERSION$suffix"
 # Debian's orig tarball has the bundled gems removed; make install would try to download them.
 grep '^#' gems/bundled_gems > gems/bundled_gems.new || true
 mv gems/bundled_gems.new gems/bundled_gems
-./configure --prefix="$prefix" --enable-shared --disable-install-doc >>"$log" 2>&1
-make -j"$(nproc)" >>"$log" 2>&1
-make install >>"$log" 2>&1
+if [ "$variant" = asan ]; then
+    # use-after-scope off: Ruby's coroutine switch trips it (see the seed investigation)
+    ./configure --prefix="$prefix" --enable-shared --disable-install-doc \
+        cflags='-fsanitize=address -fno-sanitize-address-use-after-scope -fno-omit-frame-pointer' \
+        LDFLAGS=-fsanitize=address optflags=-O1 >>"$log" 2>&1
+else
+    ./configure --prefix="$prefix" --enable-shared --disable-install-doc >>"$log" 2>&1
+fi
+ASAN_OPTIONS=detect_leaks=0 make -j"$(nproc)" >>"$log" 2>&1
+ASAN_OPTIONS=detect_leaks=0 make install >>"$log" 2>&1
 touch "$prefix/.race-complete"
 echo "$prefix/bin/ruby"

@@ -245,7 +245,7 @@ void *race_pool_alloc(size_t size, size_t align, int zero)
     s->alloc_ts = race_now();
     s->free_ts = 0;
     __atomic_store_n(&s->state, SLOT_LIVE, __ATOMIC_RELEASE);
-    race_record_event(RACE_EV_ALLOC, RACE_ENTRY_FREE, RACE_RF_GUARDED, p, size, i, s->alloc_stack);
+    race_record_event(RACE_EV_ALLOC, 0, RACE_RF_GUARDED, p, size, i, s->alloc_stack);
     return p;
 }
 

@@ -3,7 +3,6 @@
  * free), every block filled with a pattern and checked before it is freed. Under the
  * detector (heavy guarding, quarantine) it must produce no finding and no corruption.
  * Prints "ok N" when every check held. */
-#define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>

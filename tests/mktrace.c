@@ -5,7 +5,6 @@
  * Must never: depend on the analyzer's code: it is an independent writer of the format.
  * link: -ldl
  */
-#define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
 #include <execinfo.h>

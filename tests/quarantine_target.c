@@ -4,7 +4,6 @@
  * block (write_after_free_here) and frees enough to push it out of a 1 MiB
  * quarantine, where the changed poison is a finding.
  * link: -ldl */
-#define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #include <dlfcn.h>
 #include <stdio.h>

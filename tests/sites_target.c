@@ -3,7 +3,6 @@
  * program asks the shim (race_address_is_freed on the freed block: true only for a
  * guarded slot when the quarantine is off) and prints "site G/N other G/N".
  * link: -ldl */
-#define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #include <dlfcn.h>
 #include <stdio.h>

@@ -85,9 +85,13 @@ fuzz_one() {
 }
 export -f fuzz_one
 
+# Kinds are interleaved (the first of each kind, then the second of each, ...) so that
+# when a loaded machine runs out of the time budget every kind has had its share.
+awk '{ n[$1]++; print n[$1], $0 }' "$out/list" | sort -n -s -k1,1 | cut -d' ' -f2- >"$out/order"
+
 # Two jobs per core: the runs are short and half their time is process start-up.
 jobs=$(( $(nproc 2>/dev/null || echo 2) * 2 ))
-xargs -P "$jobs" -L 1 bash -c 'fuzz_one "$@"' _ <"$out/list"
+xargs -P "$jobs" -L 1 bash -c 'fuzz_one "$@"' _ <"$out/order"
 
 for kind in trunc flip smash rand; do
     total=$(grep -c "^$kind " "$out/list")

@@ -7,7 +7,6 @@
  *   clean       the same threads without a bug.
  * Prints each thread's id as "ROLE tid N" so the test can match the report.
  * Guard the victim with RACE_GUARD_SITES=make_victim. */
-#define _GNU_SOURCE
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #pragma GCC diagnostic ignored "-Wfree-nonheap-object"
 #include <pthread.h>

@@ -4,7 +4,6 @@
  * valid + torn + overwritten must equal what was reserved and the drops (more
  * threads than chunks) what the writers saw refused, exactly.
  * link: shim/ring.c shim/clock.c */
-#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +55,8 @@ static void *run(void *arg)
         r.addr = ((uint64_t)w->index << 40) | r.seq;
         r.size = r.seq * 3;
         r.aux = ~r.addr;
-        const uint64_t *rw = (const uint64_t *)&r;
+        uint64_t rw[8]; /* a copy, not a cast: the record's fields are not uint64_t */
+        memcpy(rw, &r, sizeof(rw));
         race_ring_commit(slot, tag, rw[1], rw[2], rw[3], rw[4], rw[5], rw[6], rw[7]);
         w->reserved++;
     }
@@ -106,7 +106,9 @@ static void scenario(const char *label, uint32_t nchunks, int nthreads, uint64_t
         for (uint64_t i = 0; i < used; i++) {
             slots++;
             uint32_t tag = (uint32_t)(gen * RACE_CHUNK_RECS + i);
-            uint64_t want = (uint64_t)race_rec_sum(&recs[i], tag) << 32 | tag;
+            uint64_t rw[8];
+            memcpy(rw, &recs[i], sizeof(rw));
+            uint64_t want = (uint64_t)race_rec_sum_words(rw, tag) << 32 | tag;
             if (recs[i].commit != want) {
                 torn++;       /* a late writer from an older generation: detected, skipped */
                 prev_seq = 0;
