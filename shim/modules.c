@@ -23,14 +23,24 @@ static uint32_t scan_gen;
 static int scanning;
 static char exe_path[448];
 
+/* Consecutive frames mostly lie in the same object: start each search at the range
+ * the previous frame matched. */
 int race_modules_known(const uint64_t *pc, uint32_t n)
 {
-    uint32_t nr = __atomic_load_n(&nranges, __ATOMIC_ACQUIRE);
+    uint32_t nr = __atomic_load_n(&nranges, __ATOMIC_ACQUIRE), last = 0;
+    if (!nr)
+        return n == 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = 0;
-        while (j < nr && !(pc[i] >= ranges[j].lo && pc[i] < ranges[j].hi))
-            j++;
-        if (j == nr)
+        uint32_t k = 0;
+        while (k < nr) {
+            uint32_t j = (last + k) % nr;
+            if (pc[i] >= ranges[j].lo && pc[i] < ranges[j].hi) {
+                last = j;
+                break;
+            }
+            k++;
+        }
+        if (k == nr)
             return 0;
     }
     return 1;

@@ -126,6 +126,7 @@ void race_pool_init(void)
     race_pool_size = size;
     race_g.guard_sample = (int32_t)race_opt.RACE_GUARD_SAMPLE;
     __atomic_store_n(&race_pool_base, (uintptr_t)base, __ATOMIC_RELEASE);
+    race_tls.guard_countdown = race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
     if (race_opt.RACE_GUARD_SITES[0])
         race_pool_resolve_sites();
 }
@@ -191,15 +192,24 @@ static int at_site(void)
 }
 
 /* The slow half of race_guard_want (shim.h): the countdown ran out, or sites are set. */
+static inline int32_t next_countdown(void)
+{
+    /* Before the pool exists (allocations made before the constructor) look again
+     * soon; a countdown of INT32_MAX there would leave that thread unsampled for good. */
+    if (!race_pool_base)
+        return 64;
+    return race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
+}
+
 int race_pool_decide(struct race_tls *t, size_t n)
 {
     if (t->busy || !race_pool_base || n < guard_min || n > guard_max) {
         if (t->guard_countdown <= 0)
-            t->guard_countdown = race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
+            t->guard_countdown = next_countdown();
         return 0;
     }
     if (t->guard_countdown <= 0) {
-        t->guard_countdown = race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
+        t->guard_countdown = next_countdown();
         if (race_g.guard_sample)
             return 1;
     }

@@ -98,7 +98,12 @@ __attribute__((noinline)) uint32_t race_stack_capture(void)
     void *raw[RACE_MAX_FRAMES + 8];
     uint64_t pc[RACE_MAX_FRAMES];
     t->busy++;
-    int n = unw_backtrace(raw, (int)(sizeof(raw) / sizeof(raw[0])));
+    /* Unwind no deeper than what is kept (plus the shim's own few frames): deep
+     * Ruby stacks would otherwise be walked to the bottom for nothing. */
+    int want = race_g.stack_depth + 8;
+    if (want > (int)(sizeof(raw) / sizeof(raw[0])))
+        want = (int)(sizeof(raw) / sizeof(raw[0]));
+    int n = unw_backtrace(raw, want);
     uint32_t k = 0;
     int i = 0;
     while (i < n && race_stack_is_self((uintptr_t)raw[i]))

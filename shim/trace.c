@@ -110,6 +110,11 @@ int race_trace_open(int forked)
         return -1;
     }
 
+    /* Only the ring is written front to back; readahead around the header and the
+     * other sections zero-fills pages nobody touches and costs start-up time. */
+    madvise(map, RACE_HDR_SIZE, MADV_RANDOM);
+    madvise((uint8_t *)map + RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE, size - RACE_HDR_SIZE - nchunks * RACE_CHUNK_SIZE,
+            MADV_RANDOM);
     struct race_hdr *h = map;
     memcpy(h->magic, RACE_TRACE_MAGIC, 8);
     h->version = RACE_TRACE_VERSION;
