@@ -188,7 +188,7 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
         json_cstr(stdout, f->detail);
     else
         printf("null");
-    putchar('}');
+    /* left open: the caller adds the group fields and closes it */
 }
 
 static void text_summary(struct race_trace *t)
@@ -216,6 +216,115 @@ static void text_summary(struct race_trace *t)
     putchar('\n');
 }
 
+/* Grouping: findings of one type whose use stack and free stack are the same
+ * (symbolized, so that the same bug in several processes groups too, whatever their
+ * load addresses) are one group. The key is the frames' text. */
+struct key {
+    char *s;
+    size_t len, cap;
+};
+
+static void key_add(struct key *k, const char *s, size_t n)
+{
+    if (k->len + n + 1 > k->cap) {
+        k->cap = (k->len + n + 1) * 2;
+        k->s = xreallocarray(k->s, k->cap, 1);
+    }
+    memcpy(k->s + k->len, s, n);
+    k->len += n;
+    k->s[k->len] = 0;
+}
+
+static void key_stack(struct key *k, struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                      uint64_t fault_pc)
+{
+    struct race_stack st;
+    const char *why;
+    char buf[64];
+    if (!id || trace_stack(t, id, &st, &why) != RACE_STACK_OK) {
+        key_add(k, "-|", 2);
+        return;
+    }
+    for (uint32_t i = 0; i < st.nframes; i++) {
+        struct race_frame fr;
+        sym_frame(sym, st.pc[i], ts, i == 0 && fault_pc && st.pc[0] == fault_pc, &fr);
+        if (fr.func)
+            key_add(k, fr.func, strlen(fr.func));
+        if (fr.file) {
+            key_add(k, fr.file, strlen(fr.file));
+            snprintf(buf, sizeof buf, ":%d", fr.line);
+            key_add(k, buf, strlen(buf));
+        } else if (fr.module) {
+            key_add(k, fr.module, strlen(fr.module));
+            snprintf(buf, sizeof buf, "+%llx", (unsigned long long)fr.modoff);
+            key_add(k, buf, strlen(buf));
+        }
+        key_add(k, ";", 1);
+    }
+    key_add(k, "|", 1);
+}
+
+struct member {
+    int trace;
+    size_t index;
+    char *key;
+    size_t group, count; /* group number; members in it (kept on the first) */
+};
+
+static int by_key(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->trace != y->trace ? x->trace - y->trace : (x->index > y->index) - (x->index < y->index);
+}
+
+static int by_place(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    return x->trace != y->trace ? x->trace - y->trace : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Returns every finding with its group; the first member of each group (in report
+ * order) carries the group's size, the others count 0. */
+static struct member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total)
+{
+    struct member *m = xcalloc(total ? total : 1, sizeof *m);
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < t[i]->nfind; j++) {
+            const struct race_finding *f = &t[i]->find[j].f;
+            struct key key = {0};
+            char head[32];
+            snprintf(head, sizeof head, "%u|", f->type);
+            key_add(&key, head, strlen(head));
+            key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc);
+            key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, 0);
+            m[k++] = (struct member){.trace = i, .index = j, .key = key.s};
+        }
+    qsort(m, total, sizeof *m, by_key);
+    size_t g = 0;
+    for (size_t a = 0; a < total;) {
+        size_t b = a;
+        while (b < total && strcmp(m[b].key, m[a].key) == 0)
+            m[b++].group = g;
+        m[a].count = b - a; /* the first in report order: sorted by place within the key */
+        g++;
+        a = b;
+    }
+    qsort(m, total, sizeof *m, by_place);
+    return m;
+}
+
+static size_t group_size(const struct member *m, size_t total, size_t group)
+{
+    for (size_t i = 0; i < total; i++)
+        if (m[i].group == group && m[i].count)
+            return m[i].count;
+    return 1;
+}
+
 /* Blocks (findings, summaries) are separated by one blank line. */
 static bool first_block = true;
 
@@ -239,38 +348,55 @@ int cmd_report(char **paths, int npaths, bool json)
         if (t[i]->problems)
             status = RACE_EXIT_BADINPUT;
     }
+    struct race_sym **sym = xcalloc((size_t)npaths, sizeof *sym);
+    for (int i = 0; i < npaths; i++)
+        sym[i] = t[i]->nfind ? sym_open(t[i]) : NULL;
+    struct member *m = group_findings(t, sym, npaths, findings);
+    size_t groups = 0;
+    for (size_t i = 0; i < findings; i++)
+        groups += m[i].count != 0;
     if (json) {
-        size_t n = 0;
         printf("{\"findings\":[");
-        for (int i = 0; i < npaths; i++) {
-            struct race_sym *sym = t[i]->nfind ? sym_open(t[i]) : NULL;
-            for (size_t k = 0; k < t[i]->nfind; k++) {
-                printf(n++ ? ",\n" : "\n");
-                json_finding(t[i], sym, &t[i]->find[k]);
-            }
-            sym_close(sym);
+        for (size_t i = 0; i < findings; i++) {
+            printf(i ? ",\n" : "\n");
+            json_finding(t[m[i].trace], sym[m[i].trace], &t[m[i].trace]->find[m[i].index]);
+            /* json_finding left the object open for these */
+            printf(",\"group\":%zu,\"group_count\":%zu}", m[i].group,
+                   group_size(m, findings, m[i].group));
         }
-        printf("\n],\"nfindings\":%zu,\"traces\":[", findings);
+        printf("\n],\"nfindings\":%zu,\"ngroups\":%zu,\"traces\":[", findings, groups);
         for (int i = 0; i < npaths; i++) {
             printf(i ? ",\n" : "\n");
             stats_json_trace(t[i], false);
         }
         printf("\n]}\n");
     } else {
+        size_t k = 0;
         for (int i = 0; i < npaths; i++) {
-            struct race_sym *sym = t[i]->nfind ? sym_open(t[i]) : NULL;
-            for (size_t k = 0; k < t[i]->nfind; k++) {
+            for (; k < findings && m[k].trace == i; k++) {
+                if (!m[k].count)
+                    continue; /* shown with the first of its group */
                 block();
-                text_finding(t[i], sym, &t[i]->find[k]);
+                text_finding(t[i], sym[i], &t[i]->find[m[k].index]);
+                if (m[k].count > 1)
+                    printf("(this finding, with the same use and free stacks, was seen %zu times)\n", m[k].count);
             }
-            sym_close(sym);
             block();
             text_summary(t[i]);
             fflush(stdout);
         }
         block();
-        printf("%zu finding%s\n", findings, findings == 1 ? "" : "s");
+        printf("%zu finding%s", findings, findings == 1 ? "" : "s");
+        if (groups != findings)
+            printf(" in %zu group%s", groups, groups == 1 ? "" : "s");
+        printf("\n");
     }
+    for (size_t i = 0; i < findings; i++)
+        free(m[i].key);
+    free(m);
+    for (int i = 0; i < npaths; i++)
+        sym_close(sym[i]);
+    free(sym);
     for (int i = 0; i < npaths; i++)
         trace_close(t[i]);
     free(t);

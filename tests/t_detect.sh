@@ -55,9 +55,27 @@ run_bug slack continue
 eq "1-byte overflow into the alignment slack (33 bytes): one report, at free" "$(nreports)" 1
 check "slack overflow: named" grep -q "heap-buffer-overflow-at-free" "$T/err"
 
+# race report: the same bug five times is one group; symbolized stacks name the functions
+run_bug loop continue
+eq "loop: five reports on stderr (a new slot each time)" "$(nreports)" 5
+tr=$(one_trace "$T/tr")
+"$RACE" report "$tr" > "$T/report"; rrc=$?
+eq "race report: exit 1 when there are findings" "$rrc" 1
+eq "race report: five findings in one group" "$(tail -1 "$T/report")" "5 findings in 1 group"
+check "race report: the group's count is shown" grep -q "was seen 5 times" "$T/report"
+check "race report: use stack symbolized (use_victim in uaf_threads.c)" grep -q "^    #0 0x[0-9a-f]* in use_victim .*tests/uaf_threads.c:[0-9]*$" "$T/report"
+check "race report: free stack symbolized (free_victim)" grep -q "in free_victim .*tests/uaf_threads.c" "$T/report"
+check "race report: alloc stack symbolized (make_victim)" grep -q "in make_victim .*tests/uaf_threads.c" "$T/report"
+"$RACE" report --json "$tr" > "$T/report.json"
+eq "race report --json: one object per finding, with the group's count" \
+    "$(ruby -rjson -e 'j = JSON.parse(STDIN.read); puts [j["nfindings"], j["ngroups"], j["findings"].map { |f| f["group_count"] }.uniq].inspect' < "$T/report.json")" \
+    "[5, 1, [5]]"
+
 run_bug clean abort
 eq "clean run of the same threads: no report" "$(nreports)" 0
 eq "clean run: exit 0" "$rc" 0
+"$RACE" report "$(one_trace "$T/tr")" > /dev/null
+eq "clean run: race report exits 0" "$?" 0
 
 # RACE_GUARD_SITES: the named site's allocations are guarded every time
 out=$(env LD_PRELOAD="$SHIM" RACE_DIR="$T" RACE_GUARD_SITES=site_alloc "$BIN/sites_target" 2000 2>/dev/null)

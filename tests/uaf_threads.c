@@ -4,6 +4,7 @@
  *   double      thread F frees twice;   invalid  thread F frees an interior pointer;
  *   overflow    the main thread writes one byte past a 32-byte block (overflow_victim);
  *   slack       one byte past a 33-byte block (caught when the block is freed);
+ *   loop        five times on the main thread: allocate, free, write (five findings, one group);
  *   clean       the same threads without a bug.
  * Prints each thread's id as "ROLE tid N" so the test can match the report.
  * Guard the victim with RACE_GUARD_SITES=make_victim. */
@@ -79,6 +80,16 @@ int main(int argc, char **argv)
         char *p = make_victim(n);
         overflow_victim(p, n);
         free_victim(p);
+        printf("done\n");
+        return 0;
+    }
+    if (strcmp(mode, "loop") == 0) {
+        mode = "write";
+        for (int i = 0; i < 5; i++) {
+            char *p = make_victim(48);
+            free_victim(p);
+            use_victim(p);
+        }
         printf("done\n");
         return 0;
     }
