@@ -9,7 +9,7 @@ CPPFLAGS += -Icommon
 
 SHIM_SRC := $(sort $(wildcard shim/*.c))
 SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
-SHIM_LIBS := -lunwind -lelf -lZydis -ldl -lpthread
+SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
 ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h
 ANA_LIBS := -ldw -lelf -lm
