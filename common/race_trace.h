@@ -46,6 +46,11 @@ enum race_ractor_state {
 enum race_ev {
     RACE_EV_FREE = 1,  /* a block was freed (or released by realloc) */
     RACE_EV_ALLOC = 2, /* a guarded allocation: addr, size, aux = slot index */
+    RACE_EV_ENTER = 3, /* a watched function was entered: addr = probe address, size = first
+                        * argument, aux = second, flags = index of the probe record */
+    RACE_EV_EXIT = 4,  /* it returned: addr = probe address, size = return value, flags as ENTER */
+    RACE_EV_HIT = 5,   /* a check probe ran: addr = probe address, size = the value checked
+                        * (for rb_vm_ci_lookup: the kwarg block), flags as ENTER */
 };
 
 /* Record flags (race_rec.flags). */
@@ -90,7 +95,8 @@ struct race_hdr {
     struct race_section depot;
     struct race_section modules;
     struct race_section findings;    /* race_find_hdr + race_finding[]: never overwritten */
-    struct race_section reserved[3]; /* later sections; zero */
+    struct race_section probes;      /* race_probe_hdr + race_probe_rec[]: what is watched */
+    struct race_section reserved[2]; /* later sections; zero */
     int32_t pid;
     int32_t ppid;
     uint32_t clock;           /* enum race_clock */
@@ -246,6 +252,34 @@ struct race_finding {
 };
 #define RACE_FIND_COMMIT 0x444e4946u /* "FIND" */
 
+/* Probes: one record per place a watched function is probed, or refused. */
+enum race_probe_kind {
+    RACE_PROBEK_HOOK = 1,    /* entry hook: a jump to a trampoline; ENTER and EXIT events */
+    RACE_PROBEK_BREAK = 2,   /* int3 breakpoint, displaced instruction run out of line */
+    RACE_PROBEK_REFUSED = 3, /* could not be probed safely: detail says why */
+};
+enum race_probe_role {
+    RACE_PROBER_ENTRY = 1,   /* the out-of-line function's entry */
+    RACE_PROBER_INLINE = 2,  /* an inlined copy's entry */
+    RACE_PROBER_CHECK = 3,   /* a check site (rb_vm_ci_lookup: the kwarg references++) */
+};
+struct race_probe_hdr {
+    uint64_t used;            /* records claimed (may exceed cap) */
+    uint64_t cap;
+    uint8_t pad[48];
+};
+struct race_probe_rec {
+    uint32_t commit;          /* RACE_PROBE_COMMIT once complete */
+    uint8_t kind;             /* enum race_probe_kind */
+    uint8_t role;             /* enum race_probe_role */
+    uint16_t instance;        /* which instance of the function (0 = out of line, if any) */
+    uint64_t addr;            /* run-time address probed */
+    uint64_t hits;            /* times it fired (updated while the process runs) */
+    char func[48];            /* the watched function */
+    char detail[120];         /* inline chain, check register, or why it was refused */
+};
+#define RACE_PROBE_COMMIT 0x424f5250u /* "PROB" */
+
 static_assert(sizeof(struct race_hdr) == RACE_HDR_SIZE, "header size");
 static_assert(offsetof(struct race_hdr, next_chunk) == 256, "next_chunk line");
 static_assert(offsetof(struct race_hdr, overwritten) == 320, "overwritten line");
@@ -264,6 +298,9 @@ static_assert(sizeof(struct race_depot_entry) == 16, "depot entry");
 static_assert(sizeof(struct race_mod_hdr) == 64, "module log header");
 static_assert(sizeof(struct race_mod) == 80, "module record");
 static_assert(sizeof(struct race_find_hdr) == 64, "findings header");
+static_assert(sizeof(struct race_probe_hdr) == 64, "probes header");
+static_assert(sizeof(struct race_probe_rec) == 192, "probe record");
+static_assert(offsetof(struct race_probe_rec, hits) == 16, "probe.hits");
 static_assert(sizeof(struct race_finding) == 224, "finding record");
 static_assert(offsetof(struct race_finding, addr) == 24, "finding.addr");
 static_assert(offsetof(struct race_finding, free_seq) == 112, "finding.free_seq");
@@ -311,6 +348,18 @@ static inline uint32_t race_stack_hash(const uint64_t *pc, uint32_t n)
         h ^= h >> 31;
     }
     return (uint32_t)(h ^ (h >> 32)) | 1u;
+}
+
+static inline const char *race_probe_kind_name(unsigned k)
+{
+    return k == RACE_PROBEK_HOOK ? "entry-hook" : k == RACE_PROBEK_BREAK ? "breakpoint"
+         : k == RACE_PROBEK_REFUSED ? "refused" : "?";
+}
+
+static inline const char *race_probe_role_name(unsigned r)
+{
+    return r == RACE_PROBER_ENTRY ? "entry" : r == RACE_PROBER_INLINE ? "inlined"
+         : r == RACE_PROBER_CHECK ? "check" : "?";
 }
 
 static inline const char *race_find_name(unsigned f)
