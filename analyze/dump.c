@@ -1,5 +1,6 @@
 /* dump.c - `race dump`: every valid event of each trace, one per line in time order, as
- * aligned text or JSON Lines, optionally with its symbolized free stack.
+ * aligned text or JSON Lines, optionally with its symbolized free stack; a watched
+ * function's events (enter, exit, hit) name their probe's function and role.
  * Must never: print a record the reader did not classify as valid, or hold more than one
  * copy of a trace's records at a time (memory follows the file's size). */
 #include <stdlib.h>
@@ -69,17 +70,74 @@ static const char *entry_of(const struct race_rec *r)
     return r->kind == RACE_EV_FREE ? race_entry_name(r->entry) : "-";
 }
 
-static void text_event(struct race_trace *t, const struct race_rec *r)
+/* The probe a watched function's event names (flags is its index). The reader let it
+ * through only if that record is sound or was lost to a truncation: NULL then. */
+static const struct race_proberec *probe_of(const struct race_trace *t, const struct race_rec *r)
 {
-    char stack[16] = "-", aux[24], flags[40];
+    const struct race_proberec *p;
+    const char *why;
+    trace_probe(t, r->flags, &p, &why);
+    return p;
+}
+
+/* The entry column of a watched function's event: "FUNC (ROLE)". Terminal-safe, since
+ * the name is the file's bytes. */
+static void probe_label(const struct race_trace *t, const struct race_rec *r, int width)
+{
+    const struct race_proberec *p = probe_of(t, r);
+    int n;
+    if (p) {
+        size_t len = strlen(p->p.func);
+        text_str(stdout, p->p.func, len);
+        n = printf(" (%s)", race_probe_role_name(p->p.role)) + (int)len;
+    } else {
+        n = printf("? (probe %u lost)", r->flags);
+    }
+    for (; n < width; n++)
+        putchar(' ');
+}
+
+/* Width of the entry column: 20, or the longest probe label of this trace. */
+static int entry_width(const struct race_trace *t)
+{
+    int w = 20;
+    for (size_t i = 0; i < t->nprobe; i++) {
+        const struct race_proberec *p = &t->probe[i];
+        if (p->state != RACE_PST_OK)
+            continue;
+        int n = (int)strlen(p->p.func) + 3 + (int)strlen(race_probe_role_name(p->p.role));
+        if (n > w)
+            w = n;
+    }
+    return w;
+}
+
+static const char *probe_width_title(const struct race_trace *t)
+{
+    return t->nprobe ? "entry, or probe (role)" : "entry";
+}
+
+static void text_event(struct race_trace *t, const struct race_rec *r, int width)
+{
+    char stack[16] = "-", aux[24], size[24], flags[40];
+    bool probe = race_is_probe_event(r->kind);
     if (r->stack)
         snprintf(stack, sizeof stack, "%u", r->stack);
     snprintf(aux, sizeof aux, "0x%llx", (unsigned long long)r->aux);
-    printf("%14.3f %8u %7u %8llu  %-5s %-20s 0x%016llx %10llu %18s %7s  %s\n",
-           (double)clock_ns(&t->clock, r->ts) / 1e3, r->tid, r->ractor,
-           (unsigned long long)r->seq, race_kind_name(r->kind), entry_of(r),
-           (unsigned long long)r->addr, (unsigned long long)r->size, aux, stack,
-           flag_words(r->flags, flags, sizeof flags));
+    /* A block's size in decimal; an argument or return value as the word it is. */
+    snprintf(size, sizeof size, probe ? "0x%llx" : "%llu", (unsigned long long)r->size);
+    if (probe)
+        snprintf(flags, sizeof flags, "probe %u", r->flags);
+    else
+        flag_words(r->flags, flags, sizeof flags);
+    printf("%14.3f %8u %7u %8llu  %-5s ", (double)clock_ns(&t->clock, r->ts) / 1e3, r->tid,
+           r->ractor, (unsigned long long)r->seq, race_kind_name(r->kind));
+    if (probe)
+        probe_label(t, r, width);
+    else
+        printf("%-*s", width, entry_of(r));
+    printf(" 0x%016llx %10s %18s %7s  %s\n", (unsigned long long)r->addr, size, aux, stack,
+           flags);
 }
 
 static void json_event(struct race_trace *t, const struct race_rec *r)
@@ -92,9 +150,24 @@ static void json_event(struct race_trace *t, const struct race_rec *r)
     json_hex(stdout, r->addr);
     printf(",\"size\":%llu,\"aux\":", (unsigned long long)r->size);
     json_hex(stdout, r->aux);
+    /* A watched function's event has no record flags: its flags field is the probe. */
+    bool probe = race_is_probe_event(r->kind);
     printf(",\"flags\":%u,\"guarded\":%s,\"quarantined\":%s,\"stack_id\":%u", r->flags,
-           (r->flags & RACE_RF_GUARDED) ? "true" : "false",
-           (r->flags & RACE_RF_QUARANTINED) ? "true" : "false", r->stack);
+           !probe && (r->flags & RACE_RF_GUARDED) ? "true" : "false",
+           !probe && (r->flags & RACE_RF_QUARANTINED) ? "true" : "false", r->stack);
+    if (!probe)
+        return;
+    const struct race_proberec *p = probe_of(t, r);
+    printf(",\"probe\":{\"index\":%u,\"function\":", r->flags);
+    if (p) {
+        json_cstr(stdout, p->p.func);
+        printf(",\"role\":\"%s\",\"kind\":\"%s\",\"instance\":%u,\"addr\":",
+               race_probe_role_name(p->p.role), race_probe_kind_name(p->p.kind), p->p.instance);
+        json_hex(stdout, p->p.addr);
+        putchar('}');
+    } else {
+        printf("null,\"role\":null,\"kind\":null,\"instance\":null,\"addr\":null}");
+    }
 }
 
 static void dump_one(struct race_trace *t, bool json, bool stacks)
@@ -104,12 +177,14 @@ static void dump_one(struct race_trace *t, bool json, bool stacks)
     if (e.n)
         qsort(e.v, e.n, sizeof *e.v, by_time);
     struct race_sym *sym = stacks ? sym_open(t) : NULL;
+    int width = entry_width(t);
     if (!json) {
         printf("# ");
         text_str(stdout, t->path, strlen(t->path));
         printf(": %zu events; time in microseconds since the trace started\n", e.n);
-        printf("#%13s %8s %7s %8s  %-5s %-20s %18s %10s %18s %7s  %s\n", "time_us", "tid",
-               "ractor", "seq", "kind", "entry", "addr", "size", "aux", "stack", "flags");
+        printf("#%13s %8s %7s %8s  %-5s %-*s %18s %10s %18s %7s  %s\n", "time_us", "tid",
+               "ractor", "seq", "kind", width, probe_width_title(t), "addr", "size", "aux",
+               "stack", "flags");
     }
     for (size_t i = 0; i < e.n; i++) {
         const struct race_rec *r = &e.v[i];
@@ -119,7 +194,7 @@ static void dump_one(struct race_trace *t, bool json, bool stacks)
                 stack_out(t, sym, r, true);
             printf("}\n");
         } else {
-            text_event(t, r);
+            text_event(t, r, width);
             if (stacks)
                 stack_out(t, sym, r, false);
         }

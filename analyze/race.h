@@ -83,6 +83,17 @@ struct race_findrec {
     struct race_finding f;        /* detail NUL-terminated after validation */
     uint64_t off;
 };
+enum race_probe_state {
+    RACE_PST_OK,                  /* published and well-formed: func, detail NUL-terminated */
+    RACE_PST_INCOMPLETE,          /* claimed, never published */
+    RACE_PST_CORRUPT,             /* published, but a field is out of range (reported) */
+};
+struct race_proberec {
+    struct race_probe_rec p;
+    uint64_t off;                 /* file offset of the record, for messages */
+    uint8_t state;                /* enum race_probe_state */
+    uint64_t events[3];           /* valid ENTER, EXIT, HIT records in the ring naming it */
+};
 struct race_stack {
     uint32_t nframes;
     uint64_t pc[RACE_MAX_FRAMES];
@@ -119,7 +130,20 @@ struct race_trace {
     struct race_findrec *find;    /* published, well-formed findings */
     size_t nfind;
     uint64_t find_incomplete, find_dropped; /* claimed but unpublished; did not fit */
+    /* probes: slot i is the record that ENTER/EXIT/HIT events with flags == i name */
+    uint8_t probes_state;         /* enum race_probes_section */
+    struct race_proberec *probe;  /* the slots whose record lies within the file */
+    size_t nprobe;
+    uint64_t probes_claimed;      /* min(used, cap): slots past nprobe were truncated away */
+    uint64_t probes_ok, probes_incomplete, probes_corrupt, probes_dropped; /* did not fit */
+    uint64_t probe_ev_cut;        /* events whose probe record was lost to a truncation */
     struct race_timebase clock;
+};
+enum race_probes_section {
+    RACE_PSEC_NONE,               /* the header names no probes section: nothing is watched */
+    RACE_PSEC_BAD,                /* named, but unusable (reported) */
+    RACE_PSEC_CUT,                /* its header lies past the end of a truncated file */
+    RACE_PSEC_OK,
 };
 typedef void (*race_rec_fn)(struct race_trace *t, const struct race_rec *r, uint64_t off,
                             void *ctx);
@@ -133,6 +157,17 @@ enum race_stack_status {
 };
 enum race_stack_status trace_stack(const struct race_trace *t, uint32_t id,
                                    struct race_stack *out, const char **why);
+enum race_probe_ref {
+    RACE_PREF_OK,
+    RACE_PREF_BAD,                /* no such record, or it is incomplete or corrupt */
+    RACE_PREF_CUT,                /* the record lies past the end of a truncated file */
+};
+enum race_probe_ref trace_probe(const struct race_trace *t, uint64_t index,
+                                const struct race_proberec **out, const char **why);
+static inline bool race_is_probe_event(unsigned kind)
+{
+    return kind == RACE_EV_ENTER || kind == RACE_EV_EXIT || kind == RACE_EV_HIT;
+}
 size_t trace_strlen(const char *field, size_t cap);
 const char *race_clock_name(uint32_t c);
 const char *race_ractor_state_name(uint32_t s);
@@ -169,7 +204,7 @@ void json_hex(FILE *f, uint64_t v);     /* "0x..." : addresses exceed 2^53 */
 void text_str(FILE *f, const char *s, size_t len);
 void text_cmdline(FILE *f, const char *buf, size_t len);
 
-/* ---- stats.c: per-trace tallies, `race stats` ---- */
+/* ---- stats.c: per-trace tallies, watched functions, `race stats` ---- */
 struct race_tally {
     uint64_t by_kind[256];
     uint64_t by_entry[256];       /* frees only */
@@ -177,6 +212,21 @@ struct race_tally {
     struct race_map by_ractor;
     struct race_map by_tid;
 };
+/* A watched function: its probe records grouped, in the order the shim wrote them. */
+struct race_watched {
+    const char *func;             /* in the first of its probe records */
+    size_t *slot;                 /* its sound probe records' indexes, ascending */
+    size_t nslot;
+    uint64_t probes;              /* placed: entry hooks and breakpoints */
+    uint64_t by_kind[4];          /* enum race_probe_kind */
+    uint64_t by_role[4];          /* enum race_probe_role */
+    uint64_t instances;           /* distinct instance numbers, refused ones included */
+    uint64_t hits;                /* summed over its records */
+    uint64_t events[3];           /* ENTER, EXIT, HIT records still in the ring */
+};
+struct race_watched *watched_collect(const struct race_trace *t, size_t *n);
+void watched_free(struct race_watched *w, size_t n);
+void watched_text(const struct race_watched *w); /* "FUNC: 4 probes (...), 116 hits" */
 void tally_collect(struct race_trace *t, struct race_tally *y);
 void tally_free(struct race_tally *y);
 double trace_span_ms(const struct race_trace *t);

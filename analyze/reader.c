@@ -62,7 +62,8 @@ const char *race_ractor_state_text(uint32_t s)
 
 const char *race_kind_name(unsigned k)
 {
-    return k == RACE_EV_FREE ? "free" : k == RACE_EV_ALLOC ? "alloc" : "?";
+    static const char *const n[] = {"?", "free", "alloc", "enter", "exit", "hit"};
+    return k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
 /* ---- Header -------------------------------------------------------------------- */
@@ -216,7 +217,8 @@ static bool overlap(const struct race_section *a, const struct race_section *b)
 
 /* The section table: each section inside the file and clear of the others. When two
  * overlap, the later one in the table gives way: the ring holds the events. */
-static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, bool *find_ok)
+static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, bool *find_ok,
+                           bool *probes_ok)
 {
     const struct race_hdr *h = &t->hdr;
     struct {
@@ -233,11 +235,15 @@ static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, 
          sizeof(struct race_mod_hdr), mods_ok},
         {"findings", &h->findings, offsetof(struct race_hdr, findings),
          sizeof(struct race_find_hdr), find_ok},
+        {"probes", &h->probes, offsetof(struct race_hdr, probes),
+         sizeof(struct race_probe_hdr), probes_ok},
     };
     size_t n = sizeof sec / sizeof sec[0];
     for (size_t i = 0; i < n; i++) {
-        /* A trace without findings has none: an empty entry is not a problem there. */
-        if (sec[i].ok == find_ok && sec[i].s->off == 0 && sec[i].s->size == 0)
+        /* A trace without findings or probes has none: an empty entry is not a problem
+         * there (a shim that watches nothing writes no probes section). */
+        if ((sec[i].ok == find_ok || sec[i].ok == probes_ok) && sec[i].s->off == 0 &&
+            sec[i].s->size == 0)
             *sec[i].ok = false;
         else
             *sec[i].ok = check_section(t, sec[i].name, sec[i].s, sec[i].entry, sec[i].min);
@@ -456,14 +462,138 @@ static void read_findings(struct race_trace *t)
     }
 }
 
+/* ---- Probes -------------------------------------------------------------------- */
+
+#define PROBE_FIELD(off, field) \
+    ((unsigned long long)((off) + offsetof(struct race_probe_rec, field)))
+
+/* One published record: kind and role in range, both strings terminated within their
+ * fields (func also non-empty). A bad detail is reported but leaves the record usable:
+ * what was probed is still known. */
+static uint8_t check_probe(struct race_trace *t, uint64_t i, uint64_t off,
+                           struct race_probe_rec *p)
+{
+    unsigned long long idx = (unsigned long long)i;
+    if (p->kind < RACE_PROBEK_HOOK || p->kind > RACE_PROBEK_REFUSED ||
+        p->role < RACE_PROBER_ENTRY || p->role > RACE_PROBER_CHECK) {
+        diag_problem(t, "probe record %llu at offset %llu is corrupt (kind %u, role %u)", idx,
+                     (unsigned long long)off, p->kind, p->role);
+        return RACE_PST_CORRUPT;
+    }
+    size_t flen = trace_strlen(p->func, sizeof p->func);
+    if (flen == sizeof p->func) {
+        diag_problem(t, "probe record %llu: func at offset %llu is not NUL-terminated within "
+                     "its %zu bytes", idx, PROBE_FIELD(off, func), sizeof p->func);
+        return RACE_PST_CORRUPT;
+    }
+    if (flen == 0) {
+        diag_problem(t, "probe record %llu: func at offset %llu is empty", idx,
+                     PROBE_FIELD(off, func));
+        return RACE_PST_CORRUPT;
+    }
+    if (trace_strlen(p->detail, sizeof p->detail) == sizeof p->detail) {
+        diag_problem(t, "probe record %llu: detail at offset %llu is not NUL-terminated within "
+                     "its %zu bytes", idx, PROBE_FIELD(off, detail), sizeof p->detail);
+        p->detail[sizeof p->detail - 1] = 0;
+    }
+    return RACE_PST_OK;
+}
+
+static void read_probes(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.probes;
+    struct race_probe_hdr ph;
+    if (!copy_in(t, s->off, &ph, sizeof ph)) {
+        t->probes_state = RACE_PSEC_CUT; /* past a truncation, already reported */
+        return;
+    }
+    t->probes_state = RACE_PSEC_OK;
+    uint64_t room = (s->size - sizeof ph) / sizeof(struct race_probe_rec);
+    uint64_t cap = ph.cap;
+    if (cap > room) {
+        diag_problem(t, "probes cap %llu at offset %llu exceeds its section's room for %llu",
+                     (unsigned long long)cap,
+                     (unsigned long long)(s->off + offsetof(struct race_probe_hdr, cap)),
+                     (unsigned long long)room);
+        cap = room;
+    }
+    /* As for findings, a writer claims a slot before it checks that the slot exists. */
+    uint64_t n = ph.used < cap ? ph.used : cap;
+    t->probes_dropped = ph.used - n;
+    if (t->probes_dropped)
+        diag_note(t, "the probes section is full (used %llu, cap %llu at offset %llu): %llu "
+                  "probes did not fit and were not recorded", (unsigned long long)ph.used,
+                  (unsigned long long)cap, (unsigned long long)s->off,
+                  (unsigned long long)t->probes_dropped);
+    t->probes_claimed = n;
+    /* Slots follow the records really in the file, whatever the counts say. */
+    uint64_t present = (t->size - s->off - sizeof ph) / sizeof(struct race_probe_rec);
+    t->nprobe = (size_t)(n < present ? n : present);
+    t->probe = xcalloc(t->nprobe, sizeof *t->probe);
+    for (uint64_t i = 0; i < t->nprobe; i++) {
+        struct race_proberec *r = &t->probe[i];
+        r->off = s->off + sizeof ph + i * sizeof(struct race_probe_rec);
+        copy_in(t, r->off, &r->p, sizeof r->p); /* within the file: present says so */
+        if (r->p.commit != RACE_PROBE_COMMIT) {
+            r->state = RACE_PST_INCOMPLETE; /* claimed, not (or never) published */
+            t->probes_incomplete++;
+            continue;
+        }
+        r->state = check_probe(t, i, r->off, &r->p);
+        if (r->state == RACE_PST_OK)
+            t->probes_ok++;
+        else
+            t->probes_corrupt++;
+    }
+}
+
+enum race_probe_ref trace_probe(const struct race_trace *t, uint64_t index,
+                                const struct race_proberec **out, const char **why)
+{
+    *out = NULL;
+    *why = NULL;
+    switch ((enum race_probes_section)t->probes_state) {
+    case RACE_PSEC_NONE:
+        *why = "names a probe, but the trace has no probes section";
+        return RACE_PREF_BAD;
+    case RACE_PSEC_BAD:
+        *why = "names a probe, but the probes section is unreadable";
+        return RACE_PREF_BAD;
+    case RACE_PSEC_CUT:
+        *why = "the probes section lies past the end of the truncated file";
+        return RACE_PREF_CUT;
+    case RACE_PSEC_OK:
+        break;
+    }
+    if (index >= t->probes_claimed) {
+        *why = "names a probe the probes section does not hold";
+        return RACE_PREF_BAD;
+    }
+    if (index >= t->nprobe) {
+        *why = "its probe record lies past the end of the truncated file";
+        return RACE_PREF_CUT;
+    }
+    const struct race_proberec *p = &t->probe[index];
+    if (p->state == RACE_PST_INCOMPLETE) {
+        *why = "names a probe whose record is incomplete";
+        return RACE_PREF_BAD;
+    }
+    if (p->state == RACE_PST_CORRUPT) {
+        *why = "names a probe whose record is corrupt";
+        return RACE_PREF_BAD;
+    }
+    *out = p;
+    return RACE_PREF_OK;
+}
+
 /* ---- Ring ---------------------------------------------------------------------- */
 
 enum rec_class { REC_VALID, REC_TORN, REC_CORRUPT };
 
 /* FORMAT.md: only a held chunk can hold a record that does not verify (its writer
  * died mid-record); in a released chunk every reserved record was published. */
-static enum rec_class classify(const struct race_chunkinfo *ci, uint32_t i,
-                               const struct race_rec *r, const char **why)
+static enum rec_class classify(const struct race_trace *t, const struct race_chunkinfo *ci,
+                               uint32_t i, const struct race_rec *r, const char **why)
 {
     uint64_t gen = ci->gen;
     uint32_t tag = (uint32_t)(gen * RACE_CHUNK_RECS + i);
@@ -477,6 +607,18 @@ static enum rec_class classify(const struct race_chunkinfo *ci, uint32_t i,
             return REC_TORN;
         *why = "checksum fails in a released chunk";
         return REC_CORRUPT;
+    }
+    if (race_is_probe_event(r->kind)) {
+        /* flags names the probe record; a record lost to a truncation leaves the event
+         * valid (the truncation is the problem), any other bad reference makes it corrupt. */
+        const struct race_proberec *p;
+        if (r->entry != 0) {
+            *why = "a watched-function event names an entry point";
+            return REC_CORRUPT;
+        }
+        if (trace_probe(t, r->flags, &p, why) == RACE_PREF_BAD)
+            return REC_CORRUPT;
+        return REC_VALID;
     }
     if (r->kind != RACE_EV_FREE && r->kind != RACE_EV_ALLOC) {
         *why = "unknown kind";
@@ -563,7 +705,7 @@ static void count_records(struct race_trace *t)
                 break;
             }
             const char *why = NULL;
-            switch (classify(ci, i, &r, &why)) {
+            switch (classify(t, ci, i, &r, &why)) {
             case REC_TORN:
                 t->n_torn++;
                 continue;
@@ -571,12 +713,25 @@ static void count_records(struct race_trace *t)
                 if (t->n_corrupt++ == 0) {
                     first_corrupt = off;
                     corrupt_why = why;
-                    diag_problem(t, "corrupt record at offset %llu: %s (kind %u, entry %u)",
-                                 (unsigned long long)off, why, r.kind, r.entry);
+                    if (race_is_probe_event(r.kind))
+                        diag_problem(t, "corrupt record at offset %llu: %s (kind %u, entry %u, "
+                                     "probe %u)", (unsigned long long)off, why, r.kind, r.entry,
+                                     r.flags);
+                    else
+                        diag_problem(t, "corrupt record at offset %llu: %s (kind %u, entry %u)",
+                                     (unsigned long long)off, why, r.kind, r.entry);
                 }
                 continue;
             case REC_VALID:
                 break;
+            }
+            if (race_is_probe_event(r.kind)) {
+                const struct race_proberec *p;
+                const char *pwhy;
+                if (trace_probe(t, r.flags, &p, &pwhy) == RACE_PREF_OK)
+                    t->probe[r.flags].events[r.kind - RACE_EV_ENTER]++;
+                else
+                    t->probe_ev_cut++;
             }
             if (t->n_valid++ == 0 || r.ts < t->ts_min)
                 t->ts_min = r.ts;
@@ -625,7 +780,7 @@ void trace_scan(struct race_trace *t, race_rec_fn fn, void *ctx)
             const char *why;
             if (!copy_in(t, off, &r, sizeof r))
                 break;
-            if (classify(ci, i, &r, &why) == REC_VALID)
+            if (classify(t, ci, i, &r, &why) == REC_VALID)
                 fn(t, &r, off, ctx);
         }
     }
@@ -692,14 +847,19 @@ struct race_trace *trace_open(const char *path)
     if (!check_size(t))
         return t;
     check_fields(t, cmdline_len, options_len);
-    bool depot_ok, mods_ok, find_ok;
-    check_sections(t, &depot_ok, &mods_ok, &find_ok);
+    bool depot_ok, mods_ok, find_ok, probes_ok;
+    check_sections(t, &depot_ok, &mods_ok, &find_ok, &probes_ok);
     if (depot_ok)
         read_depot(t);
     if (mods_ok)
         read_modules(t);
     if (find_ok)
         read_findings(t);
+    /* Before the ring: an event is valid only if the probe record it names is. */
+    if (probes_ok)
+        read_probes(t);
+    else if (t->hdr.probes.off || t->hdr.probes.size)
+        t->probes_state = RACE_PSEC_BAD;
     if (t->ring_ok) {
         read_chunks(t);
         count_records(t);
@@ -719,5 +879,6 @@ void trace_close(struct race_trace *t)
     free(t->mod);
     free(t->chunk);
     free(t->find);
+    free(t->probe);
     free(t);
 }

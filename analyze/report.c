@@ -1,6 +1,7 @@
 /* report.c - `race report`: every finding in each trace, shaped like AddressSanitizer's
  * report (what was touched, by whom, where; who freed the block, where, when; who
- * allocated it), then a short summary of what each trace covered. Text or JSON.
+ * allocated it), then a short summary of what each trace covered (watched functions
+ * included). Text or JSON.
  * Must never: exit 0 when there are findings (1) or an input could not be read (2, which
  * wins: the findings may then be incomplete), or hide a finding behind the summary. */
 #include <stdlib.h>
@@ -25,11 +26,53 @@ static bool is_free_finding(unsigned type)
     return type == RACE_FIND_DOUBLE_FREE || type == RACE_FIND_INVALID_FREE;
 }
 
-static void who(uint32_t tid, uint32_t ractor)
+/* always_ractor: say "(Ractor unknown)" rather than nothing, where which Ractor it was
+ * is the point (a stale call-info is one Ractor freeing what another still reads). */
+static void who(uint32_t tid, uint32_t ractor, bool always_ractor)
 {
     printf("thread %u", tid);
     if (ractor)
         printf(" (Ractor %u)", ractor);
+    else if (always_ractor)
+        printf(" (Ractor unknown)");
+}
+
+/* A stale-call-info finding's detail starts with the watched function, then its inline
+ * chain ("rb_vm_ci_lookup <- vm_ci_new_ <- ...: kwarg references++ at 0x..."). Returns
+ * the name's length, 0 if the detail does not start with one. */
+static size_t watched_name(const char *detail)
+{
+    size_t n = 0;
+    while ((detail[n] >= 'a' && detail[n] <= 'z') || (detail[n] >= 'A' && detail[n] <= 'Z') ||
+           (detail[n] >= '0' && detail[n] <= '9') || detail[n] == '_' || detail[n] == '.')
+        n++;
+    return n;
+}
+
+/* What a watched function's check probe reads, by function: the freed thing it was
+ * handed. */
+static const char *watched_what(const char *name, size_t len)
+{
+    static const struct {
+        const char *func, *what;
+    } known[] = {
+        {"rb_vm_ci_lookup", "kwarg block"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i].func) == len && memcmp(known[i].func, name, len) == 0)
+            return known[i].what;
+    return "block";
+}
+
+/* "rb_vm_ci_lookup was handed a freed kwarg block" */
+static void text_stale_ci(const struct race_finding *f)
+{
+    size_t len = watched_name(f->detail);
+    if (len)
+        text_str(stdout, f->detail, len);
+    else
+        printf("a watched function");
+    printf(" was handed a freed %s", watched_what(f->detail, len));
 }
 
 /* The first frame with a function, for the SUMMARY line, as ASan does. */
@@ -78,8 +121,14 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
             printf("?");
         printf(" at 0x%llx by ", (unsigned long long)f->addr);
     }
-    who(f->tid, f->ractor);
-    printf(" at %.3f ms:\n", ms_of(t, f->ts));
+    bool stale = f->type == RACE_FIND_STALE_CI;
+    who(f->tid, f->ractor, stale);
+    printf(" at %.3f ms:", ms_of(t, f->ts));
+    if (stale) {
+        putchar(' ');
+        text_stale_ci(f);
+    }
+    putchar('\n');
     stack_text(t, sym, f->stack, f->ts, f->pc, INDENT);
     if (f->block_addr) {
         uint64_t a = f->addr, b = f->block_addr, end = f->block_addr + f->block_size;
@@ -95,7 +144,7 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
     }
     if (f->free_ts) {
         printf("\nfreed by ");
-        who(f->free_tid, f->free_ractor);
+        who(f->free_tid, f->free_ractor, stale);
         printf(" via %s at %.3f ms", race_entry_name(f->free_entry), ms_of(t, f->free_ts));
         if (f->ts >= f->free_ts)
             printf(" (%.3f ms before)", ms_of(t, f->ts) - ms_of(t, f->free_ts));
@@ -104,7 +153,7 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
     }
     if (f->alloc_ts) {
         printf("\npreviously allocated by ");
-        who(f->alloc_tid, f->alloc_ractor);
+        who(f->alloc_tid, f->alloc_ractor, false);
         printf(" at %.3f ms:\n", ms_of(t, f->alloc_ts));
         stack_text(t, sym, f->alloc_stack, f->alloc_ts, 0, INDENT);
     }
@@ -188,6 +237,14 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
         json_cstr(stdout, f->detail);
     else
         printf("null");
+    if (f->type == RACE_FIND_STALE_CI) {
+        size_t len = watched_name(f->detail);
+        printf(",\"watched\":");
+        if (len)
+            json_str(stdout, f->detail, len);
+        else
+            printf("null");
+    }
     /* left open: the caller adds the group fields and closes it */
 }
 
@@ -214,6 +271,14 @@ static void text_summary(struct race_trace *t)
         printf(" (and %llu incomplete, %llu that did not fit)",
                (unsigned long long)t->find_incomplete, (unsigned long long)t->find_dropped);
     putchar('\n');
+    size_t n;
+    struct race_watched *w = watched_collect(t, &n);
+    for (size_t i = 0; i < n; i++) {
+        printf(i ? "             " : "  watched    ");
+        watched_text(&w[i]);
+        putchar('\n');
+    }
+    watched_free(w, n);
 }
 
 /* Grouping: findings of one type whose use stack and free stack are the same

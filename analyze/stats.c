@@ -1,6 +1,6 @@
 /* stats.c - `race stats`: what each trace holds (process, options, counts by kind, entry
- * point, Ractor and thread, damage, time span, stacks), as text or JSON; and the tallies
- * that `race report` reuses.
+ * point, Ractor and thread, damage, time span, stacks, watched functions and their
+ * probes), as text or JSON; and the tallies that `race report` reuses.
  * Must never: judge a file (that is the reader's job) or stop at an unreadable trace:
  * every trace named gets its section, even if it only says why it could not be read. */
 #include <stdlib.h>
@@ -19,8 +19,10 @@ static void tally_one(struct race_trace *t, const struct race_rec *r, uint64_t o
     y->by_kind[r->kind]++;
     if (r->kind == RACE_EV_FREE) /* an allocation's entry field names nothing */
         y->by_entry[r->entry]++;
-    y->guarded += (r->flags & RACE_RF_GUARDED) != 0;
-    y->quarantined += (r->flags & RACE_RF_QUARANTINED) != 0;
+    if (!race_is_probe_event(r->kind)) { /* there, flags is a probe's index */
+        y->guarded += (r->flags & RACE_RF_GUARDED) != 0;
+        y->quarantined += (r->flags & RACE_RF_QUARANTINED) != 0;
+    }
     (*map_put(&y->by_ractor, r->ractor, NULL))++;
     (*map_put(&y->by_tid, r->tid, NULL))++;
 }
@@ -37,6 +39,97 @@ void tally_free(struct race_tally *y)
 {
     map_free(&y->by_ractor);
     map_free(&y->by_tid);
+}
+
+/* ---- Watched functions ------------------------------------------------------------ */
+
+static const struct race_trace *sort_trace; /* qsort has no context argument */
+
+static int by_func(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(sort_trace->probe[x].p.func, sort_trace->probe[y].p.func);
+    return c ? c : (x > y) - (x < y);
+}
+
+static int by_first_slot(const void *a, const void *b)
+{
+    const struct race_watched *x = a, *y = b;
+    return (x->slot[0] > y->slot[0]) - (x->slot[0] < y->slot[0]);
+}
+
+static int by_u16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* Sorting, not pairwise comparing: a damaged file may hold many thousands of records. */
+struct race_watched *watched_collect(const struct race_trace *t, size_t *n)
+{
+    size_t *all = xcalloc(t->nprobe, sizeof *all), nall = 0;
+    for (size_t i = 0; i < t->nprobe; i++)
+        if (t->probe[i].state == RACE_PST_OK)
+            all[nall++] = i;
+    sort_trace = t;
+    qsort(all, nall, sizeof *all, by_func);
+    struct race_watched *w = xcalloc(nall, sizeof *w);
+    uint16_t *inst = xcalloc(nall, sizeof *inst);
+    *n = 0;
+    for (size_t a = 0, b; a < nall; a = b) {
+        const char *func = t->probe[all[a]].p.func;
+        for (b = a; b < nall && strcmp(t->probe[all[b]].p.func, func) == 0; b++)
+            ;
+        struct race_watched *f = &w[(*n)++];
+        f->func = func;
+        f->nslot = b - a;
+        f->slot = xcalloc(f->nslot, sizeof *f->slot);
+        memcpy(f->slot, all + a, f->nslot * sizeof *f->slot);
+        for (size_t k = 0; k < f->nslot; k++) {
+            const struct race_proberec *p = &t->probe[f->slot[k]];
+            f->by_kind[p->p.kind]++;
+            f->by_role[p->p.role]++;
+            f->probes += p->p.kind != RACE_PROBEK_REFUSED;
+            f->hits += p->p.hits;
+            for (int e = 0; e < 3; e++)
+                f->events[e] += p->events[e];
+            inst[k] = p->p.instance;
+        }
+        qsort(inst, f->nslot, sizeof *inst, by_u16);
+        for (size_t k = 0; k < f->nslot; k++)
+            f->instances += k == 0 || inst[k] != inst[k - 1];
+    }
+    qsort(w, *n, sizeof *w, by_first_slot);
+    free(inst);
+    free(all);
+    return w;
+}
+
+void watched_free(struct race_watched *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(w[i].slot);
+    free(w);
+}
+
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+void watched_text(const struct race_watched *w)
+{
+    text_str(stdout, w->func, strlen(w->func));
+    printf(": %llu %s", (unsigned long long)w->probes, plural(w->probes, "probe", "probes"));
+    const char *sep = " (";
+    for (unsigned k = RACE_PROBEK_HOOK; k <= RACE_PROBEK_BREAK; k++)
+        if (w->by_kind[k]) {
+            printf("%s%llu %s", sep, (unsigned long long)w->by_kind[k], race_probe_kind_name(k));
+            sep = ", ";
+        }
+    printf("%s", w->probes ? ")" : "");
+    if (w->by_kind[RACE_PROBEK_REFUSED])
+        printf(", %llu refused", (unsigned long long)w->by_kind[RACE_PROBEK_REFUSED]);
+    printf(", %llu %s", (unsigned long long)w->hits, plural(w->hits, "hit", "hits"));
 }
 
 double trace_span_ms(const struct race_trace *t)
@@ -131,6 +224,75 @@ static void text_array(const char *title, const uint64_t *by, uint64_t total,
 static const char *entry_name(unsigned e)
 {
     return race_entry_name(e);
+}
+
+/* The probes section's state, in the header block. */
+static void text_probes_line(const struct race_trace *t)
+{
+    switch ((enum race_probes_section)t->probes_state) {
+    case RACE_PSEC_NONE:
+        printf("none (no function was watched)\n");
+        return;
+    case RACE_PSEC_BAD:
+        printf("unreadable\n");
+        return;
+    case RACE_PSEC_CUT:
+        printf("lost past the end of the file\n");
+        return;
+    case RACE_PSEC_OK:
+        break;
+    }
+    printf("%llu %s", (unsigned long long)t->probes_ok, plural(t->probes_ok, "record", "records"));
+    if (t->probes_incomplete || t->probes_corrupt || t->probes_dropped)
+        printf(" (%llu incomplete, %llu corrupt, %llu did not fit)",
+               (unsigned long long)t->probes_incomplete, (unsigned long long)t->probes_corrupt,
+               (unsigned long long)t->probes_dropped);
+    if (t->probes_claimed > t->nprobe)
+        printf("; %llu lost past the end of the file",
+               (unsigned long long)(t->probes_claimed - t->nprobe));
+    putchar('\n');
+}
+
+/* Each watched function: its totals, then one row per probe record. */
+static void text_watched(const struct race_trace *t)
+{
+    size_t n;
+    struct race_watched *w = watched_collect(t, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct race_watched *f = &w[i];
+        printf("\n  watched      ");
+        watched_text(f);
+        printf("\n    %-22s %llu entry, %llu inlined, %llu check, over %llu %s\n", "roles",
+               (unsigned long long)f->by_role[RACE_PROBER_ENTRY],
+               (unsigned long long)f->by_role[RACE_PROBER_INLINE],
+               (unsigned long long)f->by_role[RACE_PROBER_CHECK],
+               (unsigned long long)f->instances, plural(f->instances, "instance", "instances"));
+        printf("    %-22s %llu enter, %llu exit, %llu hit\n", "events in the ring",
+               (unsigned long long)f->events[0], (unsigned long long)f->events[1],
+               (unsigned long long)f->events[2]);
+        printf("    %-6s %-11s %-8s %8s %18s %10s  %s\n", "probe", "kind", "role", "instance",
+               "addr", "hits", "detail");
+        size_t shown = f->nslot < TEXT_TOP ? f->nslot : TEXT_TOP;
+        for (size_t k = 0; k < shown; k++) {
+            const struct race_proberec *p = &t->probe[f->slot[k]];
+            char idx[24];
+            snprintf(idx, sizeof idx, "#%zu", f->slot[k]);
+            printf("    %-6s %-11s %-8s %8u 0x%016llx %10llu  ", idx,
+                   race_probe_kind_name(p->p.kind), race_probe_role_name(p->p.role),
+                   p->p.instance, (unsigned long long)p->p.addr, (unsigned long long)p->p.hits);
+            if (p->p.detail[0])
+                text_str(stdout, p->p.detail, strlen(p->p.detail));
+            else
+                putchar('-');
+            putchar('\n');
+        }
+        if (f->nslot > shown)
+            printf("    (%zu more not shown; --json lists all)\n", f->nslot - shown);
+    }
+    if (t->probe_ev_cut)
+        printf("\n  %llu watched-function events name probe records lost past the end of the "
+               "file\n", (unsigned long long)t->probe_ev_cut);
+    watched_free(w, n);
 }
 
 static void text_trace(struct race_trace *t)
@@ -228,6 +390,8 @@ static void text_trace(struct race_trace *t)
         printf(" (%llu incomplete, %llu did not fit)", (unsigned long long)t->find_incomplete,
                (unsigned long long)t->find_dropped);
     printf("%s\n", t->nfind ? ": see race report" : "");
+    label("probes");
+    text_probes_line(t);
 
     struct race_tally y;
     tally_collect(t, &y);
@@ -242,6 +406,7 @@ static void text_trace(struct race_trace *t)
     text_table("events by ractor id", &y.by_ractor, t->n_valid);
     text_table("events by thread id", &y.by_tid, t->n_valid);
     tally_free(&y);
+    text_watched(t);
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
@@ -312,6 +477,61 @@ static void json_cmdline(const struct race_hdr *h)
     putchar(']');
 }
 
+/* "probe_records" (the section's counts), "watched" (per function) and "probes" (every
+ * sound record, in index order). */
+static void json_probes(const struct race_trace *t)
+{
+    static const char *const psec[] = {"none", "unreadable", "lost_to_truncation", "ok"};
+    printf(",\"probe_records\":{\"section\":\"%s\",\"count\":%llu,\"incomplete\":%llu,"
+           "\"corrupt\":%llu,\"dropped\":%llu,\"lost_to_truncation\":%llu,"
+           "\"events_lost_to_truncation\":%llu}", psec[t->probes_state],
+           (unsigned long long)t->probes_ok, (unsigned long long)t->probes_incomplete,
+           (unsigned long long)t->probes_corrupt, (unsigned long long)t->probes_dropped,
+           (unsigned long long)(t->probes_claimed - t->nprobe),
+           (unsigned long long)t->probe_ev_cut);
+    size_t n;
+    struct race_watched *w = watched_collect(t, &n);
+    printf(",\"watched\":[");
+    for (size_t i = 0; i < n; i++) {
+        const struct race_watched *f = &w[i];
+        printf("%s{\"function\":", i ? "," : "");
+        json_cstr(stdout, f->func);
+        printf(",\"probes\":%llu,\"instances\":%llu,\"hits\":%llu,\"kinds\":{",
+               (unsigned long long)f->probes, (unsigned long long)f->instances,
+               (unsigned long long)f->hits);
+        for (unsigned k = RACE_PROBEK_HOOK; k <= RACE_PROBEK_REFUSED; k++)
+            printf("%s\"%s\":%llu", k == RACE_PROBEK_HOOK ? "" : ",", race_probe_kind_name(k),
+                   (unsigned long long)f->by_kind[k]);
+        printf("},\"roles\":{");
+        for (unsigned r = RACE_PROBER_ENTRY; r <= RACE_PROBER_CHECK; r++)
+            printf("%s\"%s\":%llu", r == RACE_PROBER_ENTRY ? "" : ",", race_probe_role_name(r),
+                   (unsigned long long)f->by_role[r]);
+        printf("},\"events\":{\"enter\":%llu,\"exit\":%llu,\"hit\":%llu}}",
+               (unsigned long long)f->events[0], (unsigned long long)f->events[1],
+               (unsigned long long)f->events[2]);
+    }
+    watched_free(w, n);
+    printf("],\"probes\":[");
+    bool first = true;
+    for (size_t i = 0; i < t->nprobe; i++) {
+        const struct race_proberec *p = &t->probe[i];
+        if (p->state != RACE_PST_OK)
+            continue;
+        printf("%s{\"index\":%zu,\"function\":", first ? "" : ",", i);
+        first = false;
+        json_cstr(stdout, p->p.func);
+        printf(",\"role\":\"%s\",\"kind\":\"%s\",\"instance\":%u,\"addr\":",
+               race_probe_role_name(p->p.role), race_probe_kind_name(p->p.kind), p->p.instance);
+        json_hex(stdout, p->p.addr);
+        printf(",\"hits\":%llu,\"detail\":", (unsigned long long)p->p.hits);
+        json_cstr(stdout, p->p.detail);
+        printf(",\"events\":{\"enter\":%llu,\"exit\":%llu,\"hit\":%llu}}",
+               (unsigned long long)p->events[0], (unsigned long long)p->events[1],
+               (unsigned long long)p->events[2]);
+    }
+    putchar(']');
+}
+
 /* One trace's summary object, shared with `race report --json`. */
 void stats_json_trace(struct race_trace *t, bool tables)
 {
@@ -369,6 +589,7 @@ void stats_json_trace(struct race_trace *t, bool tables)
            (unsigned long long)t->mods_incomplete);
     printf(",\"findings\":{\"count\":%zu,\"incomplete\":%llu,\"dropped\":%llu}", t->nfind,
            (unsigned long long)t->find_incomplete, (unsigned long long)t->find_dropped);
+    json_probes(t);
     if (tables) {
         struct race_tally y;
         tally_collect(t, &y);

@@ -126,8 +126,10 @@ RACE_EXPORT void free(void *p)
         entry = t->ruby_entry; /* the Ruby hook above recorded it */
         t->ruby_free = NULL;
     }
-    if (unlikely(race_quarantine_on)) {
-        race_quarantine_put(p, race_real_usable(p), entry, t->last_seq, t->last_stack);
+    if (unlikely(race_quarantine_on || t->quarantine_next)) {
+        int kept = t->quarantine_next; /* kept for a check: intact, not poisoned */
+        t->quarantine_next = 0;
+        race_quarantine_put(p, race_real_usable(p), entry, t->last_seq, t->last_stack, !kept);
         return;
     }
     race_real_free(p);
@@ -190,7 +192,7 @@ static void *realloc_common(void *p, size_t n, unsigned entry)
         memcpy(q, p, have);
         if (record)
             race_record_free(p, have, entry, (uint64_t)(uintptr_t)q);
-        race_quarantine_put(p, have, record ? entry : t->ruby_entry, t->last_seq, t->last_stack);
+        race_quarantine_put(p, have, record ? entry : t->ruby_entry, t->last_seq, t->last_stack, 1);
         return q;
     }
     void *q = real_realloc(p, n);
@@ -306,8 +308,16 @@ static inline void ruby_free_common(void *p, unsigned entry, void (*real1)(void 
     /* t->ruby_free == p: an outer Ruby hook (ruby_xfree -> ruby_sized_xfree in 3.1)
      * has recorded this free already. */
     if (p && saved != p && !race_boot_owns(p) && ready()) {
-        if (!race_pool_owns(p)) /* a guarded block's free is recorded by the pool */
+        if (race_pool_owns(p)) {
+            /* a guarded block's free is recorded by the pool */
+        } else if (unlikely(race_ruby_ci_active) && race_ruby_kwarg_shaped(p, race_real_usable(p))) {
+            /* a call-info kwarg block: kept, with its free stack, for the stale call-info check */
+            race_record_free_stacked(p, race_real_usable(p), entry);
+            race_ruby_ci_kept();
+            t->quarantine_next = 1;
+        } else {
             race_record_free(p, usable(p), entry, 0);
+        }
         t->ruby_free = p;
         t->ruby_entry = entry;
     }
@@ -318,6 +328,7 @@ static inline void ruby_free_common(void *p, unsigned entry, void (*real1)(void 
     else
         free(p);
     t->ruby_free = saved;
+    t->quarantine_next = 0; /* in case Ruby did not pass the block on to free() */
 }
 
 RACE_EXPORT void ruby_xfree(void *p)

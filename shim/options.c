@@ -65,6 +65,22 @@ static int check_sites(const char *s)
     }
 }
 
+static int check_watch(const char *s)
+{
+    return strcmp(s, "none") == 0 || check_sites(s);
+}
+
+static int check_paths(const char *s)
+{
+    /* ':'-separated, none empty */
+    for (const char *p = s;; p++) {
+        if ((*p == ':' || !*p) && (p == s || p[-1] == ':'))
+            return 0;
+        if (!*p)
+            return 1;
+    }
+}
+
 static int check_on_finding(const char *s)
 {
     return strcmp(s, "abort") == 0 || strcmp(s, "continue") == 0;

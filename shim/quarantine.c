@@ -2,8 +2,8 @@
  * back from libc and filled with poison, and the index that answers "is this address
  * inside a freed block, and which free?" in O(1). Owns the FIFO (a ring of entries,
  * oldest out first; a block whose poison changed meanwhile is a write-after-free
- * finding) and the index (8-way buckets keyed by page, one cache line each, entries
- * inserted and removed with CAS: no tombstones, no lock). An entry's gen word is
+ * finding) and the index (8-way buckets keyed by 128-byte granule, one cache line
+ * each, entries inserted and removed with CAS: no tombstones, no lock). An entry's gen word is
  * its seqlock: fields are written only while gen is 0, and readers check gen before
  * and after. Never blocks; a full bucket only leaves a block unindexed (counted). */
 #include <string.h>
@@ -13,15 +13,23 @@
 
 #define POISON 0xfdu
 #define POISON_MAX 4096u   /* bytes poisoned (and checked) per block */
-#define INDEX_PAGES 16u    /* pages of one block that are indexed */
+/* The index is keyed by 128-byte granule: glibc's smallest chunk is 32 bytes, so a
+ * granule holds at most 4 block starts plus one block reaching in from before, which
+ * 8 ways always fit. (Keyed by page, small blocks 48 bytes apart overflowed their
+ * bucket after 8 and went unindexed.) */
+#define GRANULE_SHIFT 7u
+#define INDEX_GRANULES 32u /* granules of one block that are indexed: its first 4 KiB */
+#define POS_BITS 23u       /* ring positions kept in a key; cap is at most 1 << 22 */
+#define POS_MASK ((1ull << POS_BITS) - 1)
 #define WAYS 8u
 
 struct qentry {
     uint64_t gen;          /* ring position + 1 while published, 0 while free or being written */
     uint64_t addr, size;
     uint64_t ts, seq;
-    uint32_t tid, ractor, stack, entry;
+    uint32_t tid, ractor, stack, entry; /* entry | KEPT_INTACT: not poisoned, not checked */
 };
+#define KEPT_INTACT 0x80000000u
 
 static struct qentry *ring;
 static uint64_t *index_;
@@ -35,52 +43,76 @@ static void real_release(void *p)
     race_real_free(p);
 }
 
-void race_quarantine_init(void)
+static int setup(void)
 {
-    budget = (uint64_t)race_opt.RACE_QUARANTINE_MB << 20;
-    if (!budget)
-        return;
     cap = 4096;
     while (cap < budget / 32 && cap < (1u << 22))
         cap <<= 1;
     mask = cap - 1;
-    nbuckets = cap / 2;
+    nbuckets = cap * 2;
     ring = mmap(NULL, cap * sizeof(*ring), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     index_ = mmap(NULL, nbuckets * WAYS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (ring == MAP_FAILED || index_ == MAP_FAILED) {
         race_notice("cannot map the quarantine: freed blocks go straight back to libc", NULL, NULL, NULL);
-        return;
+        ring = NULL;
+        return 0;
     }
-    race_quarantine_on = 1;
+    return 1;
 }
 
-static inline uint64_t *bucket(uint64_t page)
+void race_quarantine_init(void)
 {
-    uint64_t h = page * 0x9e3779b97f4a7c15ull;
+    budget = (uint64_t)race_opt.RACE_QUARANTINE_MB << 20;
+    if (budget && setup())
+        race_quarantine_on = 1;
+}
+
+/* A check that needs some frees kept (the stale call-info check keeps kwarg blocks)
+ * gets a quarantine even when RACE_QUARANTINE_MB is 0; then only those frees go in. */
+void race_quarantine_ensure(void)
+{
+    if (ring)
+        return;
+    budget = 4u << 20;
+    setup();
+}
+
+static inline uint64_t *bucket(uint64_t granule)
+{
+    uint64_t h = granule * 0x9e3779b97f4a7c15ull;
     return &index_[((h >> 20) & (nbuckets - 1)) * WAYS];
 }
 
-static inline uint64_t key(uint64_t page, uint64_t pos)
+static inline uint64_t key(uint64_t granule, uint64_t pos)
 {
-    return page << 28 | (pos & 0xfffffffu);
+    return granule << POS_BITS | (pos & POS_MASK);
 }
 
+static void index_one(uint64_t gr, uint64_t pos, int insert)
+{
+    uint64_t *b = bucket(gr), k = key(gr, pos);
+    int done = 0;
+    for (unsigned w = 0; w < WAYS && !done; w++) {
+        uint64_t expect = insert ? 0 : k;
+        done = __atomic_compare_exchange_n(&b[w], &expect, insert ? k : 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    }
+    if (!done && insert)
+        __atomic_fetch_add(&unindexed, 1, __ATOMIC_RELAXED);
+}
+
+/* Every granule of the block's first 4 KiB, then the first granule of each further
+ * page (up to 1 MiB): a lookup tries its own granule, then its page's first one. */
 static void index_block(uint64_t addr, uint64_t size, uint64_t pos, int insert)
 {
-    uint64_t first = addr >> 12, last = (addr + (size ? size : 1) - 1) >> 12;
-    if (last - first >= INDEX_PAGES)
-        last = first + INDEX_PAGES - 1;
-    for (uint64_t pg = first; pg <= last; pg++) {
-        uint64_t *b = bucket(pg), k = key(pg, pos);
-        int done = 0;
-        for (unsigned w = 0; w < WAYS && !done; w++) {
-            uint64_t expect = insert ? 0 : k;
-            done = __atomic_compare_exchange_n(&b[w], &expect, insert ? k : 0, 0, __ATOMIC_RELEASE,
-                                               __ATOMIC_RELAXED);
-        }
-        if (!done && insert)
-            __atomic_fetch_add(&unindexed, 1, __ATOMIC_RELAXED);
-    }
+    uint64_t end = addr + (size ? size : 1);
+    uint64_t first = addr >> GRANULE_SHIFT, last = (end - 1) >> GRANULE_SHIFT;
+    if (last - first >= INDEX_GRANULES)
+        last = first + INDEX_GRANULES - 1;
+    for (uint64_t gr = first; gr <= last; gr++)
+        index_one(gr, pos, insert);
+    uint64_t page = (((last + 1) << GRANULE_SHIFT) + 4095) & ~4095ull;
+    for (int n = 0; page < end && n < 256; page += 4096, n++)
+        index_one(page >> GRANULE_SHIFT, pos, insert);
 }
 
 /* Hands a block back to libc, after checking its poison. */
@@ -89,7 +121,7 @@ static void evict(struct qentry *e, uint64_t pos, uint64_t addr, uint64_t size, 
     index_block(addr, size, pos, 0);
     __atomic_fetch_sub(&bytes, size, __ATOMIC_RELAXED);
     const uint8_t *p = (const uint8_t *)(uintptr_t)addr;
-    uint64_t n = size < POISON_MAX ? size : POISON_MAX;
+    uint64_t n = (copy->entry & KEPT_INTACT) ? 0 : size < POISON_MAX ? size : POISON_MAX;
     for (uint64_t i = 0; i < n; i++) {
         if (p[i] != POISON) {
             struct race_finding f;
@@ -109,7 +141,7 @@ static void evict(struct qentry *e, uint64_t pos, uint64_t addr, uint64_t size, 
             f.free_tid = copy->tid;
             f.free_ractor = copy->ractor;
             f.free_stack = copy->stack;
-            f.free_entry = (uint8_t)copy->entry;
+            f.free_entry = (uint8_t)(copy->entry & ~KEPT_INTACT);
             f.free_seq = copy->seq;
             race_strlcpy(f.detail, "noticed when the block left the quarantine", sizeof(f.detail));
             __atomic_fetch_add(&write_after_free, 1, __ATOMIC_RELAXED);
@@ -135,8 +167,14 @@ static int take(uint64_t pos)
     return 1;
 }
 
-void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack)
+/* poison 0: the block is kept as it was (a check that only needs to know it was
+ * freed, and wants the program to go on exactly as it would have). */
+void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack, int poison)
 {
+    if (!ring) {
+        real_release(p);
+        return;
+    }
     uint64_t pos = __atomic_fetch_add(&head, 1, __ATOMIC_RELAXED);
     struct qentry *e = &ring[pos & mask];
     /* The entry one lap behind is evicted by whoever reuses its place. */
@@ -146,7 +184,8 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
         real_release(p); /* its place is still being written or read: skip quarantining */
         return;
     }
-    memset(p, POISON, size < POISON_MAX ? size : POISON_MAX);
+    if (poison)
+        memset(p, POISON, size < POISON_MAX ? size : POISON_MAX);
     struct race_tls *t = &race_tls;
     e->addr = (uint64_t)(uintptr_t)p;
     e->size = size;
@@ -155,7 +194,7 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
     e->tid = race_tid(t);
     e->ractor = race_ractor_id();
     e->stack = stack;
-    e->entry = entry;
+    e->entry = entry | (poison ? 0 : KEPT_INTACT);
     __atomic_store_n(&e->gen, pos + 1, __ATOMIC_RELEASE);
     index_block(e->addr, size, pos, 1);
     /* Over budget: the oldest go back to libc. */
@@ -171,20 +210,18 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
 }
 
 /* Is addr inside a quarantined block? Fills the block and its free into f. */
-int race_quarantine_find(uintptr_t addr, struct race_finding *f)
+static int find_in(uint64_t gr, uintptr_t addr, struct race_finding *f)
 {
-    if (!race_quarantine_on)
-        return 0;
-    uint64_t pg = addr >> 12, *b = bucket(pg);
+    uint64_t *b = bucket(gr);
     for (unsigned w = 0; w < WAYS; w++) {
         uint64_t k = __atomic_load_n(&b[w], __ATOMIC_ACQUIRE);
-        if (!k || (k >> 28) != pg)
+        if (!k || (k >> POS_BITS) != gr)
             continue;
-        uint64_t low = k & 0xfffffffu;
-        /* The ring position's low 28 bits name the entry; its gen confirms it. */
+        uint64_t low = k & POS_MASK;
+        /* The ring position's low bits name the entry; its gen confirms it. */
         struct qentry *e = &ring[low & mask];
         uint64_t g = __atomic_load_n(&e->gen, __ATOMIC_ACQUIRE);
-        if (!g || ((g - 1) & 0xfffffffu) != low)
+        if (!g || ((g - 1) & POS_MASK) != low)
             continue;
         struct qentry c = *e;
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -198,12 +235,21 @@ int race_quarantine_find(uintptr_t addr, struct race_finding *f)
         f->free_tid = c.tid;
         f->free_ractor = c.ractor;
         f->free_stack = c.stack;
-        f->free_entry = (uint8_t)c.entry;
+        f->free_entry = (uint8_t)(c.entry & ~KEPT_INTACT);
         f->free_seq = c.seq;
         f->slot = UINT32_MAX;
         return 1;
     }
     return 0;
+}
+
+/* Is addr inside a quarantined block? Fills the block and its free into f. */
+int race_quarantine_find(uintptr_t addr, struct race_finding *f)
+{
+    if (!ring)
+        return 0;
+    uint64_t gr = addr >> GRANULE_SHIFT, pg = (addr & ~(uintptr_t)4095) >> GRANULE_SHIFT;
+    return find_in(gr, addr, f) || (pg != gr && find_in(pg, addr, f));
 }
 
 /* The public query, for programs and tests: 1 when addr is inside a quarantined

@@ -47,4 +47,14 @@ static inline __attribute__((always_inline)) void race_record_free(void *p, size
                                     size, aux, stack);
 }
 
+/* A free whose stack is always wanted (blocks a check keeps in the quarantine). */
+static inline void race_record_free_stacked(void *p, size_t size, unsigned entry)
+{
+    struct race_tls *t = &race_tls;
+    if (unlikely(!race_g.hdr))
+        return;
+    t->last_stack = t->busy ? 0 : race_stack_capture();
+    t->last_seq = race_record_event(RACE_EV_FREE, entry, RACE_RF_QUARANTINED, p, size, 0, t->last_stack);
+}
+
 #endif

@@ -136,6 +136,12 @@ void race_ruby_init(void)
     }
 }
 
+/* The call-info table (rb_vm_ci_lookup) exists from 3.3 on (../shared/ruby-internals.md). */
+int race_ruby_has_ci_table(void)
+{
+    return layout && (layout->major > 3 || (layout->major == 3 && layout->minor >= 3));
+}
+
 void race_ruby_header(struct race_hdr *h)
 {
     race_strlcpy(h->ruby_version, version, sizeof(h->ruby_version));

@@ -32,6 +32,7 @@ struct race_tls {
     uint32_t ruby_entry;      /* that hook's enum race_entry */
     int32_t countdown;        /* frees left until the next stacked one */
     int32_t guard_countdown;  /* allocations left until the next guarded one */
+    uint32_t quarantine_next; /* the free below is quarantined even when the quarantine is off */
     uint32_t last_stack;      /* stack id and seq of the last FREE record this thread wrote */
     uint64_t last_seq;
     uint32_t epoch;           /* == race_g.epoch while chunk/tid/seq belong to this process */
@@ -131,6 +132,11 @@ void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_
 
 /* ruby.c */
 void race_ruby_init(void);
+int race_ruby_has_ci_table(void);
+int race_ruby_kwarg_shaped(const void *p, size_t usable);
+extern int race_ruby_ci_active;
+void race_ruby_ci_kept(void);
+void race_ruby_ci_summary(void);
 void race_ruby_header(struct race_hdr *h);
 uint32_t race_ractor_slow(void);
 extern int race_ruby_state;
@@ -188,7 +194,8 @@ static inline int race_guard_want(size_t n)
 /* quarantine.c: freed blocks held back, poisoned, and indexed by address */
 extern int race_quarantine_on;
 void race_quarantine_init(void);
-void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack);
+void race_quarantine_ensure(void);
+void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack, int poison);
 int race_quarantine_find(uintptr_t addr, struct race_finding *f);
 
 /* findings.c: findings into their own section, and the immediate stderr report */
@@ -204,6 +211,9 @@ void race_signal_chain(int sig, void *si, void *uc);
 uint64_t race_arch_pc(const void *uc);
 int race_arch_is_write(const void *uc);
 uint32_t race_arch_access_size(uint64_t pc);
+
+/* watch.c */
+void race_watch_init(struct race_hdr *h);
 
 /* trace.c */
 int race_trace_open(int forked);

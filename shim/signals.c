@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "probe.h"
 #include "shim.h"
 
 #define ALTSTACK_SIZE (64u * 1024u)
@@ -28,7 +29,9 @@ int race_fault_handle(int sig, siginfo_t *si, void *uc);
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     int e = errno;
-    if (!race_fault_handle(sig, si, uc))
+    int ours_ = (sig == SIGTRAP || sig == race_probe_sync_signal()) ? race_probe_trap(si, uc)
+                                                                    : race_fault_handle(sig, si, uc);
+    if (!ours_)
         race_signal_chain(sig, si, uc);
     errno = e;
 }
@@ -74,12 +77,12 @@ void race_signal_chain(int sig, void *siv, void *uc)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-static void take(int sig)
+static void take(int sig, int extra)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | extra;
     sigemptyset(&sa.sa_mask);
     if (real_sigaction(sig, NULL, &app[sig]) == 0 && real_sigaction(sig, &sa, NULL) == 0)
         ours[sig] = 1;
@@ -120,8 +123,12 @@ void race_signals_init(void)
         return;
     pthread_key_create(&altstack_key, altstack_off);
     altstack_on();
-    take(SIGSEGV);
-    take(SIGBUS);
+    take(SIGSEGV, 0);
+    take(SIGBUS, 0);
+    /* A breakpoint hit while SIGTRAP is blocked would kill the process: never defer it. */
+    take(SIGTRAP, SA_NODEFER);
+    /* The probe engine's handshake signal must not make a blocked read() fail. */
+    take(race_probe_sync_signal(), SA_RESTART);
 }
 
 RACE_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

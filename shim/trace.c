@@ -21,6 +21,7 @@ static char trace_path[4200];
 
 #define MODULES_SIZE (512u * 1024u)
 #define FINDINGS_SIZE (64u + 1024u * sizeof(struct race_finding))
+#define PROBES_SIZE (64u + 256u * sizeof(struct race_probe_rec))
 
 static void exe_name(char *out, size_t cap)
 {
@@ -83,7 +84,7 @@ int race_trace_open(int forked)
     uint64_t ring = (uint64_t)race_opt.RACE_RING_MB << 20;
     uint64_t nchunks = ring / RACE_CHUNK_SIZE;
     uint64_t depot = (uint64_t)race_opt.RACE_DEPOT_MB << 20;
-    uint64_t size = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE + depot + MODULES_SIZE + FINDINGS_SIZE;
+    uint64_t size = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE + depot + MODULES_SIZE + FINDINGS_SIZE + PROBES_SIZE;
 
     int fd = create_file(path, sizeof(path));
     if (fd < 0) {
@@ -134,6 +135,8 @@ int race_trace_open(int forked)
     h->modules.size = MODULES_SIZE;
     h->findings.off = h->modules.off + MODULES_SIZE;
     h->findings.size = FINDINGS_SIZE;
+    h->probes.off = h->findings.off + FINDINGS_SIZE;
+    h->probes.size = PROBES_SIZE;
     h->pid = getpid();
     h->ppid = getppid();
     h->clock = (uint32_t)race_g.clock;
@@ -213,11 +216,14 @@ __attribute__((constructor)) static void race_init(void)
     race_quarantine_init();
     race_g.guard_sites = race_pool_base && race_opt.RACE_GUARD_SITES[0];
     race_signals_init();
+    race_watch_init(race_g.hdr);
     pthread_atfork(NULL, NULL, atfork_child);
     race_g.started = 1;
 }
 
 __attribute__((destructor)) static void race_fini(void)
 {
+    if (race_opt.RACE_VERBOSE)
+        race_ruby_ci_summary();
     race_trace_close();
 }

@@ -1,6 +1,8 @@
-/* mktrace.c - writes a synthetic but fully valid race trace (format v1) for the analyzer's
+/* mktrace.c - writes a synthetic but fully valid race trace (format v2) for the analyzer's
  * tests: several threads' chunks, real stacks of this program in the depot, and a module
- * map of this process; options add damage (torn, corrupt, clamped, crashed, bad stack).
+ * map of this process; options add findings, watched functions (probe records and their
+ * enter/exit/hit events) and damage (torn, corrupt, clamped, crashed, bad stack, events
+ * naming no probe).
  * Prints the counts a correct reader must find, one "name value" per line.
  * Must never: depend on the analyzer's code: it is an independent writer of the format.
  * link: -ldl
@@ -21,6 +23,8 @@
 #define DEPOT_SIZE 65536u
 #define MODS_SIZE 65536u
 #define FIND_SIZE (64u + 4u * sizeof(struct race_finding))
+#define PROBE_CAP 16u
+#define PROBES_SIZE (64u + PROBE_CAP * sizeof(struct race_probe_rec))
 #define NBUCKETS 64u
 #define MONO0 1000000000ull  /* CLOCK_MONOTONIC at start: 1 s */
 #define TSC_PER_NS 3ull      /* a 3 GHz TSC */
@@ -29,13 +33,14 @@
 static struct {
     int threads, events, chunks;
     int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono, remap, findings;
-    int dropped;
+    int dropped, probes, bad_probe_ref, stale_ci;
 } opt = {.threads = 3, .events = 100, .chunks = 8};
 
 static uint8_t *file;
 static uint64_t file_size;
 static struct race_hdr *hdr;
 static uint64_t n_flipped, n_kind99, n_torn, n_corrupt;
+static uint64_t n_probe_ev, n_bad_ref, n_by_kind[6]; /* watched-function events written */
 static struct race_mod main_mod; /* the main program's record, for --remap */
 
 /* ---- Stacks: captured for real, so the analyzer must symbolize this file ---------- */
@@ -238,15 +243,72 @@ static void release(struct thread *th)
     th->has_chunk = 0;
 }
 
-static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last)
+/* The thread's next record, reserved (FORMAT.md: used = i + 1, then the payload). */
+static struct race_rec *reserve(struct thread *th, uint64_t mono, uint32_t *index)
 {
-    uint64_t mono = MONO0 + 1000 + k * 1000;
     if (!th->has_chunk)
         claim(th, mono);
     struct race_chunk *c = chunk_at(th->gen % hdr->nchunks);
     uint32_t i = (uint32_t)(c->state & RACE_STATE_USED_MASK);
     c->state++;
-    struct race_rec *r = rec_at(th->gen % hdr->nchunks, i);
+    *index = i;
+    return rec_at(th->gen % hdr->nchunks, i);
+}
+
+static void publish(struct thread *th, struct race_rec *r, uint32_t i)
+{
+    commit_rec(r, th->gen, i);
+    if (i + 1 == RACE_CHUNK_RECS)
+        release(th);
+}
+
+/* A watched function's event: flags names its probe record. The first --bad-probe-ref
+ * of them name a record that does not exist instead. */
+static void emit_probe(struct thread *th, unsigned kind, uint16_t probe, uint64_t mono,
+                       uint64_t value, uint64_t aux)
+{
+    uint32_t i;
+    struct race_rec *r = reserve(th, mono, &i);
+    if (n_bad_ref < (uint64_t)opt.bad_probe_ref) {
+        probe = 999;
+        n_bad_ref++;
+        n_corrupt++;
+    } else {
+        n_by_kind[kind]++;
+    }
+    *r = (struct race_rec){
+        .kind = (uint8_t)kind, .flags = probe, .tid = th->tid, .ractor = th->ractor,
+        .seq = ++th->seq, .ts = ts_of(mono), .addr = 0x555555601000ull, .size = value, .aux = aux,
+    };
+    /* The probe's address, as its record says (see probes()). */
+    static const uint64_t at[] = {0x555555601000ull, 0x555555602040ull, 0x555555601024ull,
+                                  0x55555560205cull};
+    if (probe < 4)
+        r->addr = at[probe];
+    n_probe_ev++;
+    publish(th, r, i);
+}
+
+/* On thread 0, every 25th free is followed by rb_vm_ci_lookup's events: the out-of-line
+ * copy (enter, the kwarg check, exit) and the inlined one (enter, check; no exit). */
+static void emit_watched(struct thread *th, uint64_t k, int e)
+{
+    uint64_t mono = MONO0 + 1000 + k * 1000;
+    if (e % 50 == 0) {
+        emit_probe(th, RACE_EV_ENTER, 0, mono + 100, 0x3c01, 0x10);
+        emit_probe(th, RACE_EV_HIT, 2, mono + 200, 0x7f0000003000ull + (uint64_t)e, 0);
+        emit_probe(th, RACE_EV_EXIT, 0, mono + 300, 0x7f0000004000ull + (uint64_t)e, 0);
+    } else {
+        emit_probe(th, RACE_EV_ENTER, 1, mono + 100, 0x3c11, 0x4);
+        emit_probe(th, RACE_EV_HIT, 3, mono + 200, 0x7f0000005000ull + (uint64_t)e, 0);
+    }
+}
+
+static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last)
+{
+    uint64_t mono = MONO0 + 1000 + k * 1000;
+    uint32_t i;
+    struct race_rec *r = reserve(th, mono, &i);
     unsigned entry = 1 + (unsigned)(k % RACE_ENTRY_MAX);
     uint64_t addr = 0x10000000ull + ((uint64_t)(th->tid & 0xff) << 24) + th->seq * 64;
     int moves = entry == RACE_ENTRY_REALLOC || entry == RACE_ENTRY_REALLOCARRAY ||
@@ -260,9 +322,7 @@ static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last
         r->commit = 0; /* died before publishing: reserved, never committed */
         return;
     }
-    commit_rec(r, th->gen, i);
-    if (i + 1 == RACE_CHUNK_RECS)
-        release(th);
+    publish(th, r, i);
 }
 
 /* A record that fails its checksum is torn in a held chunk (its writer died), corrupt
@@ -346,6 +406,66 @@ static void findings(uint64_t k, const uint32_t *stacks)
     memcpy(sec + sizeof fh, f, sizeof f); /* the third slot stays zero: never published */
 }
 
+/* A stale call-info: thread 1001 (Ractor 1) reads the references field of a kwarg block
+ * that thread 1003 (Ractor 3) freed; it goes after the other findings. */
+static void stale_ci(uint64_t k, const uint32_t *stacks)
+{
+    uint8_t *sec = file + hdr->findings.off;
+    struct race_find_hdr fh;
+    memcpy(&fh, sec, sizeof fh);
+    fh.cap = (hdr->findings.size - sizeof fh) / sizeof(struct race_finding);
+    struct race_finding f = {
+        .commit = RACE_FIND_COMMIT, .type = RACE_FIND_STALE_CI, .access = RACE_ACCESS_READ,
+        .free_entry = RACE_ENTRY_RUBY_XFREE, .access_size = 4, .tid = 1001,
+        .ractor = opt.ruby ? 1 : 0, .stack = stacks[1], .addr = 0x7f0000003010,
+        .pc = 0, .ts = ts_of(MONO0 + 1000 + (k - 2) * 1000), .block_addr = 0x7f0000003000,
+        .block_size = 24, .alloc_ts = ts_of(MONO0 + 5000), .alloc_tid = 1002,
+        .alloc_ractor = opt.ruby ? 2 : 0, .alloc_stack = stacks[2], .slot = 5,
+        .free_ts = ts_of(MONO0 + 41000), .free_tid = 1003, .free_ractor = opt.ruby ? 3 : 0,
+        .free_stack = stacks[0], .free_seq = 14,
+    };
+    strcpy(f.detail, "rb_vm_ci_lookup <- vm_ci_new_: kwarg references++ at 0x205c");
+    memcpy(sec + sizeof fh + fh.used * sizeof f, &f, sizeof f);
+    fh.used++;
+    memcpy(sec, &fh, sizeof fh);
+}
+
+/* What rb_vm_ci_lookup's probes would be in a Ruby with one out-of-line copy and two
+ * inlined ones (the third too short to probe), and a function with no instance at all;
+ * record 6 is claimed, never published. 4 probes, 1 + 1 refused, 116 hits. */
+static void probes(void)
+{
+    static const struct {
+        uint8_t kind, role;
+        uint16_t instance;
+        uint64_t addr, hits;
+        const char *func, *detail;
+    } p[] = {
+        {RACE_PROBEK_HOOK, RACE_PROBER_ENTRY, 0, 0x555555601000ull, 100, "rb_vm_ci_lookup", ""},
+        {RACE_PROBEK_BREAK, RACE_PROBER_INLINE, 1, 0x555555602040ull, 10, "rb_vm_ci_lookup",
+         "vm_ci_new_ <- vm_search_super_method"},
+        {RACE_PROBEK_BREAK, RACE_PROBER_CHECK, 0, 0x555555601024ull, 5, "rb_vm_ci_lookup",
+         "kwarg in %rsi"},
+        {RACE_PROBEK_BREAK, RACE_PROBER_CHECK, 1, 0x55555560205cull, 1, "rb_vm_ci_lookup",
+         "kwarg in %rdx"},
+        {RACE_PROBEK_REFUSED, RACE_PROBER_INLINE, 2, 0x555555603100ull, 0, "rb_vm_ci_lookup",
+         "entry is the target of a jump inside the copy"},
+        {RACE_PROBEK_REFUSED, RACE_PROBER_ENTRY, 0, 0, 0, "vm_call_method",
+         "no instance in the debug information"},
+    };
+    uint8_t *sec = file + hdr->probes.off;
+    struct race_probe_hdr ph = {.used = 7, .cap = PROBE_CAP};
+    memcpy(sec, &ph, sizeof ph);
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+        struct race_probe_rec r = {.commit = RACE_PROBE_COMMIT, .kind = p[i].kind,
+                                   .role = p[i].role, .instance = p[i].instance,
+                                   .addr = p[i].addr, .hits = p[i].hits};
+        strcpy(r.func, p[i].func);
+        strcpy(r.detail, p[i].detail);
+        memcpy(sec + sizeof ph + i * sizeof r, &r, sizeof r);
+    }
+}
+
 static void header(int argc, char **argv)
 {
     memcpy(hdr->magic, RACE_TRACE_MAGIC, 8);
@@ -362,6 +482,8 @@ static void header(int argc, char **argv)
     hdr->depot = (struct race_section){hdr->ring.off + hdr->ring.size, DEPOT_SIZE};
     hdr->modules = (struct race_section){hdr->depot.off + DEPOT_SIZE, MODS_SIZE};
     hdr->findings = (struct race_section){hdr->modules.off + MODS_SIZE, FIND_SIZE};
+    if (opt.probes)
+        hdr->probes = (struct race_section){hdr->findings.off + FIND_SIZE, PROBES_SIZE};
     hdr->pid = getpid();
     hdr->ppid = getppid();
     hdr->clock = opt.mono ? RACE_CLOCK_MONOTONIC : RACE_CLOCK_TSC;
@@ -399,7 +521,8 @@ static void usage(void)
 {
     fputs("usage: mktrace [--threads N] [--events N] [--chunks N] [--torn N] [--corrupt N]\n"
           "               [--clamp N] [--bad-stack N] [--dropped N] [--crash] [--ruby]\n"
-          "               [--mono] [--empty-exe-path] [--remap] [--findings] OUT\n", stderr);
+          "               [--mono] [--empty-exe-path] [--remap] [--findings] [--stale-ci]\n"
+          "               [--probes] [--bad-probe-ref N] OUT\n", stderr);
     exit(64);
 }
 
@@ -412,7 +535,8 @@ int main(int argc, char **argv)
                  : !strcmp(a, "--chunks") ? &opt.chunks : !strcmp(a, "--torn") ? &opt.torn
                  : !strcmp(a, "--corrupt") ? &opt.corrupt : !strcmp(a, "--clamp") ? &opt.clamp
                  : !strcmp(a, "--bad-stack") ? &opt.bad_stack
-                 : !strcmp(a, "--dropped") ? &opt.dropped : NULL;
+                 : !strcmp(a, "--dropped") ? &opt.dropped
+                 : !strcmp(a, "--bad-probe-ref") ? &opt.bad_probe_ref : NULL;
         if (num) {
             if (++i == argc)
                 usage();
@@ -429,6 +553,10 @@ int main(int argc, char **argv)
             opt.remap = 1;
         } else if (!strcmp(a, "--findings")) {
             opt.findings = 1;
+        } else if (!strcmp(a, "--stale-ci")) {
+            opt.stale_ci = 1;
+        } else if (!strcmp(a, "--probes")) {
+            opt.probes = 1;
         } else if (a[0] == '-' || out) {
             usage();
         } else {
@@ -439,7 +567,7 @@ int main(int argc, char **argv)
         usage();
 
     file_size = RACE_HDR_SIZE + (uint64_t)opt.chunks * RACE_CHUNK_SIZE + DEPOT_SIZE + MODS_SIZE +
-                FIND_SIZE;
+                FIND_SIZE + (opt.probes ? PROBES_SIZE : 0);
     file = calloc(1, file_size);
     hdr = (struct race_hdr *)file;
     header(argc, argv);
@@ -458,8 +586,12 @@ int main(int argc, char **argv)
         th[t] = (struct thread){.tid = 1001 + (uint32_t)t, .ractor = opt.ruby ? 1 + (uint32_t)t : 0};
     uint64_t k = 0;
     for (int e = 0; e < opt.events; e++)
-        for (int t = 0; t < opt.threads; t++, k++)
-            emit(&th[t], k, stacks, e == opt.events - 1);
+        for (int t = 0; t < opt.threads; t++, k++) {
+            int last = e == opt.events - 1;
+            emit(&th[t], k, stacks, last);
+            if (opt.probes && t == 0 && e % 25 == 0 && !(opt.crash && last))
+                emit_watched(&th[t], k, e);
+        }
     if (!opt.crash) {
         /* Every thread exits, releasing its chunk; then the exit handler's pair. */
         for (int t = 0; t < opt.threads; t++)
@@ -470,6 +602,10 @@ int main(int argc, char **argv)
     damage();
     if (opt.findings)
         findings(k, stacks);
+    if (opt.stale_ci)
+        stale_ci(k, stacks);
+    if (opt.probes)
+        probes();
     if (opt.remap) {
         /* As if the main program's range were reused by another object (dlclose, then
          * dlopen) halfway through: frames of later events belong to the newcomer. */
@@ -483,8 +619,8 @@ int main(int argc, char **argv)
         put_module(&m, other);
     }
 
-    uint64_t total = k, incomplete = opt.crash ? (uint64_t)opt.threads : 0;
-    uint64_t valid = total - hdr->overwritten - incomplete - n_flipped - n_kind99;
+    uint64_t total = k + n_probe_ev, incomplete = opt.crash ? (uint64_t)opt.threads : 0;
+    uint64_t valid = total - hdr->overwritten - incomplete - n_flipped - n_kind99 - n_bad_ref;
     /* A clamped chunk's extra "records" were never events: bad, but not lost. */
     uint64_t torn = n_torn + incomplete;
 
@@ -495,12 +631,15 @@ int main(int argc, char **argv)
     }
     printf("events %llu\nvalid %llu\ntorn %llu\ncorrupt %llu\noverwritten %llu\n"
            "chunks_claimed %llu\nstacks %u\nfile_size %llu\nring_off %llu\ndepot_off %llu\n"
-           "modules_off %llu\n",
+           "modules_off %llu\nfindings_off %llu\nprobes_off %llu\nenter %llu\nexit %llu\n"
+           "hit %llu\n",
            (unsigned long long)total, (unsigned long long)valid, (unsigned long long)torn,
            (unsigned long long)n_corrupt, (unsigned long long)hdr->overwritten,
            (unsigned long long)hdr->next_chunk, 3u, (unsigned long long)file_size,
            (unsigned long long)hdr->ring.off, (unsigned long long)hdr->depot.off,
-           (unsigned long long)hdr->modules.off);
+           (unsigned long long)hdr->modules.off, (unsigned long long)hdr->findings.off,
+           (unsigned long long)hdr->probes.off, (unsigned long long)n_by_kind[RACE_EV_ENTER],
+           (unsigned long long)n_by_kind[RACE_EV_EXIT], (unsigned long long)n_by_kind[RACE_EV_HIT]);
     free(file);
     return 0;
 }

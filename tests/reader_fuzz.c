@@ -1,6 +1,7 @@
 /* reader_fuzz.c - from one valid trace, writes damaged variants for tests/t_reader.sh:
  * truncations at every interesting length, bit flips and field smashes across header,
- * chunk headers, records, depot and module log, and random files. Deterministic per seed.
+ * chunk headers, records, depot, module log, findings and probes, and random files.
+ * Deterministic per seed.
  * Prints one line per file: "KIND ARG PATH" (KIND trunc: ARG = length; flip, smash,
  * rand: ARG = seed-derived index).
  * Must never: read the trace through the analyzer's code; offsets come from race_trace.h. */
@@ -53,6 +54,11 @@ static size_t trunc_lengths(const struct race_hdr *h, size_t size, uint64_t *out
                                      8193};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         out[n++] = fixed[i];
+    /* The probes section (last in the file): its header, a record's fields and edges. */
+    static const uint64_t pd[] = {0, 1, 63, 64, 65, 64 + 24, 64 + 72, 64 + 191, 64 + 192,
+                                  64 + 192 * 3 + 100};
+    for (size_t i = 0; h->probes.size && i < sizeof pd / sizeof pd[0]; i++)
+        out[n++] = h->probes.off + pd[i];
     uint64_t nch = h->ring.size / RACE_CHUNK_SIZE;
     for (uint64_t c = 0; c <= nch && n + 8 < cap; c++) {
         uint64_t base = h->ring.off + c * RACE_CHUNK_SIZE;
@@ -86,7 +92,11 @@ static size_t trunc_lengths(const struct race_hdr *h, size_t size, uint64_t *out
 static uint64_t pick_offset(const struct race_hdr *h, size_t size)
 {
     uint64_t nch = h->ring.size / RACE_CHUNK_SIZE;
-    switch (below(8)) {
+    switch (below(9)) {
+    case 8: /* probes header and records: kind, role, strings, used/cap */
+        if (h->probes.size)
+            return h->probes.off + below(64 + 7 * sizeof(struct race_probe_rec));
+        return below(size);
     case 7: return h->findings.off + below(64 + 3 * sizeof(struct race_finding));
     case 0: return below(256);                                  /* identity, sections, counters */
     case 1: return below(RACE_HDR_SIZE);                        /* all of the header */
@@ -110,6 +120,7 @@ static void smash(uint8_t *buf, const struct race_hdr *h, size_t size)
         offsetof(struct race_hdr, depot.off), offsetof(struct race_hdr, depot.size),
         offsetof(struct race_hdr, modules.off), offsetof(struct race_hdr, modules.size),
         offsetof(struct race_hdr, findings.off), offsetof(struct race_hdr, findings.size),
+        offsetof(struct race_hdr, probes.off), offsetof(struct race_hdr, probes.size),
         offsetof(struct race_hdr, reserved), offsetof(struct race_hdr, clock),
         offsetof(struct race_hdr, ractor_state), offsetof(struct race_hdr, clock_ts0),
         offsetof(struct race_hdr, clock_ts1), offsetof(struct race_hdr, next_chunk),
@@ -117,7 +128,11 @@ static void smash(uint8_t *buf, const struct race_hdr *h, size_t size)
         offsetof(struct race_hdr, flags)};
     uint64_t v = below(3) ? evil[below(sizeof evil / sizeof evil[0])] : rnd();
     uint64_t off;
-    switch (below(6)) {
+    switch (below(7)) {
+    case 6: /* probes: used, cap, and every word of the first records */
+        off = h->probes.size ? h->probes.off + 8 * below(8 + 7 * sizeof(struct race_probe_rec) / 8)
+                             : offsetof(struct race_hdr, probes.off);
+        break;
     case 5: off = h->findings.off + 8 * below(8 + 3 * sizeof(struct race_finding) / 8); break;
     case 0:
     case 1: off = hdr_fields[below(sizeof hdr_fields / sizeof hdr_fields[0])]; break;

@@ -82,6 +82,8 @@ has_line "stats: by kind" "$T/a.stats" "    free                          300  1
 has_line "stats: by entry point" "$T/a.stats" "    ruby_sized_xrealloc2           30   10.0%"
 has_line "stats: by Ractor id" "$T/a.stats" "    2                             100   33.3%"
 has_line "stats: by thread id" "$T/a.stats" "    1003                          100   33.3%"
+has_line "stats: no probes section, nothing watched" "$T/a.stats" "  probes       none (no function was watched)"
+eq "stats: no watched block" "$(grep -c '^  watched ' "$T/a.stats")" 0
 counts_match "clean" "$a" "$T/a.expect"
 
 "$RACE" dump "$a" > "$T/a.dump" 2> "$T/a.err"
@@ -129,6 +131,8 @@ eq "stats --json: TSC frequency" "$(jget "$T/a.json" traces.0.tsc_ghz)" 3.0
 eq "stats --json: span" "$(jget "$T/a.json" traces.0.span_ms)" 0.299
 eq "stats --json: stack ids referenced" "$(jget "$T/a.json" traces.0.stacks.referenced)" 3
 eq "stats --json: early frees" "$(jget "$T/a.json" traces.0.early_frees)" 7
+eq "stats --json: no probes section" "$(jget "$T/a.json" traces.0.probe_records.section)" none
+eq "stats --json: nothing watched" "$(jget "$T/a.json" traces.0.watched.0)" null
 
 "$RACE" dump --json --stacks "$a" > "$T/a.jsonl"
 eq "dump --json: exits 0" "$?" 0
@@ -244,6 +248,271 @@ eq "stats --json: unpublished finding counted" "$(jget "$T/fs.json" traces.0.fin
 "$ASAN" report --json "$T/f.trace" > "$T/f.asan.json" 2>&1
 eq "race-asan: report with findings exits 1" "$?" 1
 check "race-asan: same report" cmp -s "$T/f.json" "$T/f.asan.json"
+
+# ---- Watched functions: probe records, their events, a stale call-info ----
+# put_le FILE OFFSET NBYTES VALUE: a little-endian integer written into FILE in place
+put_le() {
+    local f=$1 off=$2 n=$3 v=$4 i s=""
+    for ((i = 0; i < n; i++)); do s+=$(printf '\\x%02x' $(( (v >> (8 * i)) & 255 ))); done
+    printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+# mktrace --probes: rb_vm_ci_lookup has an entry hook (#0, 100 hits), a breakpoint on an
+# inlined copy (#1, 10), two check breakpoints (#2, 5; #3, 1) and a refused inlined copy
+# (#4); vm_call_method one refused record (#5); #6 is claimed, never published. Thread
+# 1001 adds enter/hit/exit of #0/#2 and enter/hit of #1/#3, twice each: 10 events.
+p=$T/p.trace
+"$MK" --probes --stale-ci --ruby "$p" > "$T/p.expect"
+po=$(awk '$1 == "probes_off" {print $2}' "$T/p.expect")
+prec() { echo $(( po + 64 + 192 * $1 )); } # prec N: offset of probe record N
+eq "mktrace --probes: 4 enter, 2 exit, 4 hit written" \
+    "$(awk '$1 ~ /^(enter|exit|hit)$/ {printf "%s ", $2}' "$T/p.expect")" "4 2 4 "
+"$RACE" stats "$p" > "$T/p.stats" 2> "$T/p.err"
+eq "probes: stats exits 0" "$?" 0
+eq "probes: nothing on stderr" "$(cat "$T/p.err")" ""
+counts_match "probes" "$p" "$T/p.expect"
+has_line "probes: record counts" "$T/p.stats" "  records      310 valid, 0 torn or incomplete, 0 corrupt"
+has_line "probes: the section's records" "$T/p.stats" \
+    "  probes       6 records (1 incomplete, 0 corrupt, 0 did not fit)"
+has_line "probes: events by kind: enter" "$T/p.stats" "    enter                           4    1.3%"
+has_line "probes: events by kind: exit" "$T/p.stats" "    exit                            2    0.6%"
+has_line "probes: events by kind: hit" "$T/p.stats" "    hit                             4    1.3%"
+has_line "probes: a probe's index is not a record flag" "$T/p.stats" "    free                          300   96.8%"
+eq "probes: frees by entry point unchanged" "$(grep -c '^    ruby_xfree  *30 ' "$T/p.stats")" 1
+has_line "watched: rb_vm_ci_lookup's totals" "$T/p.stats" \
+    "  watched      rb_vm_ci_lookup: 4 probes (1 entry-hook, 3 breakpoint), 1 refused, 116 hits"
+has_line "watched: rb_vm_ci_lookup's roles and instances" "$T/p.stats" \
+    "    roles                  1 entry, 2 inlined, 2 check, over 3 instances"
+has_line "watched: rb_vm_ci_lookup's events in the ring" "$T/p.stats" \
+    "    events in the ring     4 enter, 2 exit, 4 hit"
+has_line "watched: the entry hook" "$T/p.stats" \
+    "    #0     entry-hook  entry           0 0x0000555555601000        100  -"
+has_line "watched: a breakpoint on an inlined copy, with its chain" "$T/p.stats" \
+    "    #1     breakpoint  inlined         1 0x0000555555602040         10  vm_ci_new_ <- vm_search_super_method"
+has_line "watched: a check breakpoint, with its register" "$T/p.stats" \
+    "    #3     breakpoint  check           1 0x000055555560205c          1  kwarg in %rdx"
+has_line "watched: a refused copy, with the reason" "$T/p.stats" \
+    "    #4     refused     inlined         2 0x0000555555603100          0  entry is the target of a jump inside the copy"
+has_line "watched: a function only refused" "$T/p.stats" \
+    "  watched      vm_call_method: 0 probes, 1 refused, 0 hits"
+has_line "watched: why it was refused" "$T/p.stats" \
+    "    #5     refused     entry           0 0x0000000000000000          0  no instance in the debug information"
+eq "watched: the unpublished record is not listed" "$(grep -c '^    #6 ' "$T/p.stats")" 0
+
+"$RACE" stats --json "$p" > "$T/p.json"
+eq "probes --json: exits 0" "$?" 0
+eq "probes --json: section ok" "$(jget "$T/p.json" traces.0.probe_records.section)" ok
+eq "probes --json: 6 records" "$(jget "$T/p.json" traces.0.probe_records.count)" 6
+eq "probes --json: 1 incomplete" "$(jget "$T/p.json" traces.0.probe_records.incomplete)" 1
+eq "probes --json: 0 dropped" "$(jget "$T/p.json" traces.0.probe_records.dropped)" 0
+eq "probes --json: by kind" "$(jget "$T/p.json" traces.0.by_kind.hit)" 4
+eq "probes --json: probe indexes are no guarded flags" "$(jget "$T/p.json" traces.0.by_flag.guarded)" 0
+eq "probes --json: 6 probes listed" "$(ruby -rjson -e 'puts JSON.parse(File.read(ARGV[0]))["traces"][0]["probes"].size' "$T/p.json")" 6
+eq "probes --json: index" "$(jget "$T/p.json" traces.0.probes.1.index)" 1
+eq "probes --json: function" "$(jget "$T/p.json" traces.0.probes.1.function)" rb_vm_ci_lookup
+eq "probes --json: role" "$(jget "$T/p.json" traces.0.probes.1.role)" inlined
+eq "probes --json: kind" "$(jget "$T/p.json" traces.0.probes.1.kind)" breakpoint
+eq "probes --json: instance" "$(jget "$T/p.json" traces.0.probes.1.instance)" 1
+eq "probes --json: addr" "$(jget "$T/p.json" traces.0.probes.1.addr)" 0x555555602040
+eq "probes --json: hits" "$(jget "$T/p.json" traces.0.probes.1.hits)" 10
+eq "probes --json: detail" "$(jget "$T/p.json" traces.0.probes.1.detail)" "vm_ci_new_ <- vm_search_super_method"
+eq "probes --json: events of one probe" "$(jget "$T/p.json" traces.0.probes.0.events.exit)" 2
+eq "probes --json: refused reason" "$(jget "$T/p.json" traces.0.probes.5.detail)" "no instance in the debug information"
+eq "watched --json: two functions" "$(jget "$T/p.json" traces.0.watched.1.function)" vm_call_method
+eq "watched --json: function" "$(jget "$T/p.json" traces.0.watched.0.function)" rb_vm_ci_lookup
+eq "watched --json: probes" "$(jget "$T/p.json" traces.0.watched.0.probes)" 4
+eq "watched --json: instances" "$(jget "$T/p.json" traces.0.watched.0.instances)" 3
+eq "watched --json: hits" "$(jget "$T/p.json" traces.0.watched.0.hits)" 116
+eq "watched --json: entry hooks" "$(jget "$T/p.json" traces.0.watched.0.kinds.entry-hook)" 1
+eq "watched --json: breakpoints" "$(jget "$T/p.json" traces.0.watched.0.kinds.breakpoint)" 3
+eq "watched --json: refused" "$(jget "$T/p.json" traces.0.watched.0.kinds.refused)" 1
+eq "watched --json: inlined" "$(jget "$T/p.json" traces.0.watched.0.roles.inlined)" 2
+eq "watched --json: check" "$(jget "$T/p.json" traces.0.watched.0.roles.check)" 2
+eq "watched --json: enter events" "$(jget "$T/p.json" traces.0.watched.0.events.enter)" 4
+eq "watched --json: hit events" "$(jget "$T/p.json" traces.0.watched.0.events.hit)" 4
+eq "watched --json: a function only refused" "$(jget "$T/p.json" traces.0.watched.1.kinds.refused)" 1
+
+"$RACE" dump "$p" > "$T/p.dump" 2> "$T/p.err"
+eq "probes: dump exits 0" "$?" 0
+eq "probes: dump shows 310 events" "$(grep -cE '^ +[0-9]+\.[0-9]{3} ' "$T/p.dump")" 310
+has_line "probes: dump names the wider column" "$T/p.dump" \
+    "#      time_us      tid  ractor      seq  kind  entry, or probe (role)                  addr       size                aux   stack  flags"
+has_line "probes: dump: enter, with the probe's function and role" "$T/p.dump" \
+    "         1.100     1001       1        2  enter rb_vm_ci_lookup (entry)   0x0000555555601000     0x3c01               0x10       -  probe 0"
+has_line "probes: dump: hit, with the kwarg block checked" "$T/p.dump" \
+    "         1.200     1001       1        3  hit   rb_vm_ci_lookup (check)   0x0000555555601024 0x7f0000003000                0x0       -  probe 2"
+has_line "probes: dump: exit, with the return value" "$T/p.dump" \
+    "         1.300     1001       1        4  exit  rb_vm_ci_lookup (entry)   0x0000555555601000 0x7f0000004000                0x0       -  probe 0"
+has_line "probes: dump: enter of an inlined copy" "$T/p.dump" \
+    "        76.100     1001       1       30  enter rb_vm_ci_lookup (inlined) 0x0000555555602040     0x3c11                0x4       -  probe 1"
+has_line "probes: dump: frees keep their columns" "$T/p.dump" \
+    "         2.000     1002       2        1  free  realloc                   0x00000000fa000000         32         0xfa100000      10  -"
+"$RACE" dump --json "$p" > "$T/p.jsonl"
+eq "probes: dump --json: exits 0" "$?" 0
+eq "probes: dump --json: kind" "$(jline "$T/p.jsonl" 3 kind)" hit
+eq "probes: dump --json: probe index" "$(jline "$T/p.jsonl" 3 probe.index)" 2
+eq "probes: dump --json: probe function" "$(jline "$T/p.jsonl" 3 probe.function)" rb_vm_ci_lookup
+eq "probes: dump --json: probe role" "$(jline "$T/p.jsonl" 3 probe.role)" check
+eq "probes: dump --json: probe kind" "$(jline "$T/p.jsonl" 3 probe.kind)" breakpoint
+eq "probes: dump --json: an enter's first argument" "$(jline "$T/p.jsonl" 2 size)" $((0x3c01))
+inl=$(grep -n '"probe":{"index":1,' "$T/p.jsonl" | head -1 | cut -d: -f1)
+eq "probes: dump --json: the inlined copy's first enter, at 76.1 us" "$(jline "$T/p.jsonl" "$inl" time_us)" 76.1
+eq "probes: dump --json: its flags are probe 1, not guarded" "$(jline "$T/p.jsonl" "$inl" guarded)" false
+eq "probes: dump --json: the inlined copy's role" "$(jline "$T/p.jsonl" "$inl" probe.role)" inlined
+eq "probes: dump --json: a free has no probe" "$(jline "$T/p.jsonl" 1 probe)" null
+"$ASAN" dump --json --stacks "$p" > "$T/p.asan.jsonl" 2> "$T/p.asan.err"
+eq "race-asan: dump of probe events exits 0" "$?" 0
+"$RACE" dump --json --stacks "$p" > "$T/p.stacks.jsonl"
+check "race-asan: same dump of probe events" cmp -s "$T/p.stacks.jsonl" "$T/p.asan.jsonl"
+
+"$RACE" report "$p" > "$T/p.report" 2> "$T/p.err"
+eq "stale call-info: report exits 1" "$?" 1
+eq "stale call-info: nothing on stderr" "$(cat "$T/p.err")" ""
+has_line "stale call-info: headline" "$T/p.report" "==race== ERROR: stale-call-info on address 0x7f0000003010"
+has_line "stale call-info: the access, and what was handed to whom" "$T/p.report" \
+    "READ of size 4 at 0x7f0000003010 by thread 1001 (Ractor 1) at 0.299 ms: rb_vm_ci_lookup was handed a freed kwarg block"
+has_line "stale call-info: where in the kwarg block" "$T/p.report" \
+    "0x7f0000003010 is located 16 bytes inside of 24-byte region [0x7f0000003000,0x7f0000003018)"
+has_line "stale call-info: which Ractor freed it" "$T/p.report" \
+    "freed by thread 1003 (Ractor 3) via ruby_xfree at 0.041 ms (0.258 ms before):"
+has_line "stale call-info: who allocated it" "$T/p.report" "previously allocated by thread 1002 (Ractor 2) at 0.005 ms:"
+has_line "stale call-info: the shim's note" "$T/p.report" \
+    "detail: rb_vm_ci_lookup <- vm_ci_new_: kwarg references++ at 0x205c"
+has_re "stale call-info: summary line" "$T/p.report" "^SUMMARY: race: stale-call-info in mk_capture /.*tests/mktrace\.c:$cap$"
+has_line "report summary: watched rb_vm_ci_lookup" "$T/p.report" \
+    "  watched    rb_vm_ci_lookup: 4 probes (1 entry-hook, 3 breakpoint), 1 refused, 116 hits"
+has_line "report summary: watched vm_call_method" "$T/p.report" \
+    "             vm_call_method: 0 probes, 1 refused, 0 hits"
+eq "report: count last" "$(tail -1 "$T/p.report")" "1 finding"
+eq "report summary: no watched line without probes" "$(grep -c 'watched' "$T/a.report")" 0
+"$RACE" report --json "$p" > "$T/p.rjson"
+eq "stale call-info --json: type" "$(jget "$T/p.rjson" findings.0.type)" stale-call-info
+eq "stale call-info --json: watched function" "$(jget "$T/p.rjson" findings.0.watched)" rb_vm_ci_lookup
+eq "stale call-info --json: free Ractor" "$(jget "$T/p.rjson" findings.0.free.ractor)" 3
+eq "stale call-info --json: detail" "$(jget "$T/p.rjson" findings.0.detail)" \
+    "rb_vm_ci_lookup <- vm_ci_new_: kwarg references++ at 0x205c"
+eq "report --json: the trace's watched functions" "$(jget "$T/p.rjson" traces.0.watched.0.hits)" 116
+eq "report --json: a finding of another type has no watched key" \
+    "$(ruby -rjson -e 'puts JSON.parse(File.read(ARGV[0]))["findings"][0].key?("watched")' "$T/f.json")" false
+"$MK" --probes --stale-ci "$T/pn.trace" > /dev/null
+"$RACE" report "$T/pn.trace" > "$T/pn.report" 2>/dev/null
+has_line "stale call-info without Ractor ids: says they are unknown" "$T/pn.report" \
+    "READ of size 4 at 0x7f0000003010 by thread 1001 (Ractor unknown) at 0.299 ms: rb_vm_ci_lookup was handed a freed kwarg block"
+has_line "stale call-info without Ractor ids: the free too" "$T/pn.report" \
+    "freed by thread 1003 (Ractor unknown) via ruby_xfree at 0.041 ms (0.258 ms before):"
+
+# Damage in and around the probes section. Record layout: kind +4, role +5, func +24
+# (48 bytes), detail +72 (120 bytes); the header's probes entry is at offset 112.
+"$MK" --probes --bad-probe-ref 2 "$T/pb.trace" > "$T/pb.expect"
+"$RACE" stats "$T/pb.trace" > /dev/null 2> "$T/pb.err"
+eq "event naming no probe: exits 2" "$?" 2
+counts_match "event naming no probe" "$T/pb.trace" "$T/pb.expect"
+has_re "event naming no probe: a corrupt record, named with its offset and index" "$T/pb.err" \
+    "^race: $T/pb.trace: corrupt record at offset [0-9]+: names a probe the probes section does not hold \(kind 3, entry 0, probe 999\)$"
+"$RACE" dump "$T/pb.trace" > "$T/pb.dump" 2>/dev/null
+eq "event naming no probe: dump exits 2" "$?" 2
+eq "event naming no probe: dump shows the 308 others" "$(grep -cE '^ +[0-9]+\.[0-9]{3} ' "$T/pb.dump")" 308
+
+cp "$p" "$T/pk.trace"
+put_le "$T/pk.trace" $(( $(prec 0) + 4 )) 1 9
+"$RACE" stats "$T/pk.trace" > "$T/pk.stats" 2> "$T/pk.err"
+eq "probe of unknown kind: exits 2" "$?" 2
+has_line "probe of unknown kind: named with its offset" "$T/pk.err" \
+    "race: $T/pk.trace: probe record 0 at offset $(prec 0) is corrupt (kind 9, role 1)"
+has_re "probe of unknown kind: its 4 events are corrupt" "$T/pk.err" \
+    "^race: $T/pk.trace: 4 corrupt records in all, the first at offset [0-9]+ \(names a probe whose record is corrupt\)$"
+has_line "probe of unknown kind: counted" "$T/pk.stats" \
+    "  probes       5 records (1 incomplete, 1 corrupt, 0 did not fit)"
+has_line "probe of unknown kind: left out of the totals" "$T/pk.stats" \
+    "  watched      rb_vm_ci_lookup: 3 probes (3 breakpoint), 1 refused, 16 hits"
+cp "$p" "$T/pr.trace"
+put_le "$T/pr.trace" $(( $(prec 2) + 5 )) 1 0
+"$RACE" stats "$T/pr.trace" > /dev/null 2> "$T/pr.err"
+eq "probe of unknown role: exits 2" "$?" 2
+has_line "probe of unknown role: named with its offset" "$T/pr.err" \
+    "race: $T/pr.trace: probe record 2 at offset $(prec 2) is corrupt (kind 2, role 0)"
+
+cp "$p" "$T/pf.trace"
+printf 'A%.0s' {1..48} | dd of="$T/pf.trace" bs=1 seek=$(( $(prec 1) + 24 )) conv=notrunc status=none
+"$RACE" dump "$T/pf.trace" > "$T/pf.dump" 2> "$T/pf.err"
+eq "unterminated func: exits 2" "$?" 2
+has_line "unterminated func: the field's offset" "$T/pf.err" \
+    "race: $T/pf.trace: probe record 1: func at offset $(( $(prec 1) + 24 )) is not NUL-terminated within its 48 bytes"
+eq "unterminated func: its 2 enter events left out" "$(grep -cE '^ +[0-9]+\.[0-9]{3} ' "$T/pf.dump")" 308
+cp "$p" "$T/pz.trace"
+put_le "$T/pz.trace" $(( $(prec 3) + 24 )) 1 0
+"$RACE" stats "$T/pz.trace" > /dev/null 2> "$T/pz.err"
+has_line "empty func: a problem" "$T/pz.err" \
+    "race: $T/pz.trace: probe record 3: func at offset $(( $(prec 3) + 24 )) is empty"
+cp "$p" "$T/pt.trace"
+printf 'B%.0s' {1..120} | dd of="$T/pt.trace" bs=1 seek=$(( $(prec 2) + 72 )) conv=notrunc status=none
+"$RACE" stats "$T/pt.trace" > "$T/pt.stats" 2> "$T/pt.err"
+eq "unterminated detail: exits 2" "$?" 2
+eq "unterminated detail: the only problem, the field's offset named" "$(cat "$T/pt.err")" \
+    "race: $T/pt.trace: probe record 2: detail at offset $(( $(prec 2) + 72 )) is not NUL-terminated within its 120 bytes"
+has_line "unterminated detail: the record still counts" "$T/pt.stats" \
+    "  watched      rb_vm_ci_lookup: 4 probes (1 entry-hook, 3 breakpoint), 1 refused, 116 hits"
+has_line "unterminated detail: shown up to its field's end" "$T/pt.stats" \
+    "    #2     breakpoint  check           0 0x0000555555601024          5  $(printf 'B%.0s' {1..119})"
+
+cp "$p" "$T/pu.trace"
+put_le "$T/pu.trace" "$po" 8 20
+"$RACE" stats "$T/pu.trace" > "$T/pu.stats" 2> "$T/pu.err"
+eq "probes that did not fit: exits 0 (a full section is no damage)" "$?" 0
+eq "probes that did not fit: a note, how many" "$(cat "$T/pu.err")" \
+    "race: $T/pu.trace: note: the probes section is full (used 20, cap 16 at offset $po): 4 probes did not fit and were not recorded"
+has_line "probes that did not fit: counted" "$T/pu.stats" \
+    "  probes       6 records (10 incomplete, 0 corrupt, 4 did not fit)"
+"$RACE" stats --json "$T/pu.trace" > "$T/pu.json" 2>/dev/null
+eq "probes that did not fit --json: dropped" "$(jget "$T/pu.json" traces.0.probe_records.dropped)" 4
+cp "$p" "$T/pc.trace"
+put_le "$T/pc.trace" $(( po + 8 )) 8 100
+"$RACE" stats "$T/pc.trace" > /dev/null 2> "$T/pc.err"
+eq "probes cap past the section: exits 2" "$?" 2
+eq "probes cap past the section: named" "$(cat "$T/pc.err")" \
+    "race: $T/pc.trace: probes cap 100 at offset $(( po + 8 )) exceeds its section's room for 16"
+
+cp "$p" "$T/ps.trace"
+put_le "$T/ps.trace" 120 8 999999
+"$RACE" stats "$T/ps.trace" > "$T/ps.stats" 2> "$T/ps.err"
+eq "probes section past the end: exits 2" "$?" 2
+has_line "probes section past the end: the section table entry named" "$T/ps.err" \
+    "race: $T/ps.trace: probes section [$po, +999999) ends past the file's $(stat -c %s "$p") bytes (section table entry at offset 112)"
+has_re "probes section past the end: its 10 events are corrupt" "$T/ps.err" \
+    "^race: $T/ps.trace: 10 corrupt records in all, the first at offset [0-9]+ \(names a probe, but the probes section is unreadable\)$"
+has_line "probes section past the end: said" "$T/ps.stats" "  probes       unreadable"
+cp "$p" "$T/po.trace"
+put_le "$T/po.trace" 112 8 "$(awk '$1 == "findings_off" {print $2}' "$T/p.expect")"
+"$RACE" stats "$T/po.trace" > /dev/null 2> "$T/po.err"
+eq "probes section over the findings: exits 2" "$?" 2
+has_line "probes section over the findings: named" "$T/po.err" \
+    "race: $T/po.trace: probes section at offset $(awk '$1 == "findings_off" {print $2}' "$T/p.expect") overlaps the findings section"
+cp "$p" "$T/p0.trace"
+put_le "$T/p0.trace" 112 8 0
+put_le "$T/p0.trace" 120 8 0
+"$RACE" stats "$T/p0.trace" > /dev/null 2> "$T/p0.err"
+eq "events but no probes section: exits 2" "$?" 2
+has_re "events but no probes section: corrupt records" "$T/p0.err" \
+    "^race: $T/p0.trace: corrupt record at offset [0-9]+: names a probe, but the trace has no probes section \(kind 3, entry 0, probe 0\)$"
+
+head -c $(prec 2) "$p" > "$T/pcut.trace"
+"$RACE" stats "$T/pcut.trace" > "$T/pcut.stats" 2> "$T/pcut.err"
+eq "truncated probes section: exits 2" "$?" 2
+eq "truncated probes section: only the truncation is a problem" "$(cat "$T/pcut.err")" \
+    "race: $T/pcut.trace: truncated at offset $(prec 2) (header says $(stat -c %s "$p") bytes); reading what is there"
+has_line "truncated probes section: events whose probe was cut stay valid" "$T/pcut.stats" \
+    "  records      310 valid, 0 torn or incomplete, 0 corrupt"
+has_line "truncated probes section: what was lost" "$T/pcut.stats" \
+    "  probes       2 records; 5 lost past the end of the file"
+has_line "truncated probes section: the events that lost their probe" "$T/pcut.stats" \
+    "  4 watched-function events name probe records lost past the end of the file"
+"$RACE" dump "$T/pcut.trace" > "$T/pcut.dump" 2>/dev/null
+has_line "truncated probes section: dump says the probe was lost" "$T/pcut.dump" \
+    "         1.200     1001       1        3  hit   ? (probe 2 lost)          0x0000555555601024 0x7f0000003000                0x0       -  probe 2"
+"$RACE" dump --json "$T/pcut.trace" > "$T/pcut.jsonl" 2>/dev/null
+eq "truncated probes section: dump --json: function null" "$(jline "$T/pcut.jsonl" 3 probe.function)" null
+eq "truncated probes section: dump --json: index kept" "$(jline "$T/pcut.jsonl" 3 probe.index)" 2
+"$ASAN" stats --json "$T/pcut.trace" > /dev/null 2> "$T/pcut.asan"
+eq "race-asan: truncated probes section exits 2" "$?" 2
 
 # ---- Truncated, foreign, unknown version, missing ----
 head -c 100000 "$a" > "$T/t.trace"

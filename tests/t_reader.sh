@@ -32,8 +32,10 @@ export UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1
 export RACE OUT="$out" DEADLINE=$(( $(date +%s) + BUDGET_S ))
 
 # A small trace with every part populated: three threads, overwritten chunks, stacks of
-# mktrace itself (so dump --stacks and report really symbolize), Ractor ids, findings.
-if ! "$MKTRACE" --chunks 3 --threads 3 --events 700 --ruby --findings "$out/src.trace" >/dev/null; then
+# mktrace itself (so dump --stacks and report really symbolize), Ractor ids, findings (a
+# stale call-info too), probe records and the enter/exit/hit events that name them.
+if ! "$MKTRACE" --chunks 3 --threads 3 --events 700 --ruby --findings --stale-ci --probes \
+    "$out/src.trace" >/dev/null; then
     not_ok "setup" "mktrace failed"
     finish
 fi
