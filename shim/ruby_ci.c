@@ -71,8 +71,8 @@ static uint32_t stack_of(const struct race_regs *r)
     return race_stack_capture_uc(&uc);
 }
 
-static void stale_found(const struct race_regs *r, struct race_watch_probe *p, uint64_t kw, uint64_t addr,
-                        struct race_finding *f, const char *what)
+static void stale_found(const struct race_regs *r, struct race_watch_probe *p, uint64_t addr,
+                        struct race_finding *f)
 {
     struct race_tls *t = &race_tls;
     __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
@@ -85,9 +85,8 @@ static void stale_found(const struct race_regs *r, struct race_watch_probe *p, u
     f->ractor = race_ractor_id();
     f->ts = race_now();
     f->stack = stack_of(r);
-    (void)kw;
-    size_t k = race_strlcpy(f->detail, what, sizeof(f->detail));
-    race_strlcpy(f->detail + k, race_watch_chain(p), sizeof(f->detail) - k);
+    /* the chain starts with the function handed the block: the report names it */
+    race_strlcpy(f->detail, race_watch_chain(p), sizeof(f->detail));
     race_finding_report(f, NULL);
 }
 
@@ -102,7 +101,7 @@ static void check(const struct race_regs *r, struct race_watch_probe *p)
     struct race_finding f;
     memset(&f, 0, sizeof(f));
     if (race_quarantine_find((uintptr_t)kw, &f))
-        stale_found(r, p, kw, kw + (uint64_t)race_watch_disp(p), &f, "kwarg handed to ");
+        stale_found(r, p, kw + (uint64_t)race_watch_disp(p), &f);
 }
 
 /* The call-info table's hash and compare functions (called through its st_hash_type,
@@ -119,7 +118,7 @@ static void check_ci_args(const struct race_regs *r, struct race_watch_probe *p)
         struct race_finding f;
         memset(&f, 0, sizeof(f));
         if (kw && !(kw & 7) && race_quarantine_find((uintptr_t)kw, &f))
-            stale_found(r, p, kw, kw, &f, "kwarg of a call-info in ");
+            stale_found(r, p, kw, &f);
     }
 }
 

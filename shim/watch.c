@@ -303,7 +303,7 @@ void race_watch_init(struct race_hdr *h)
             e = s + strlen(s);
         char why[512];
         int n;
-        if (strcmp(s, "rb_vm_ci_lookup") == 0 && race_ruby_ci_wanted())
+        if (strcmp(s, "rb_vm_ci_lookup") == 0) /* the check decides what applies */
             n = race_ruby_ci_watch(why, sizeof(why));
         else
             n = race_watch_instances(s, plain_found, NULL, why, sizeof(why));

@@ -4,6 +4,7 @@
  * it, and the first thread then looks the same call up again through every path
  * (out-of-line rb_vm_ci_lookup, and the copies inside vm_search_super_method and
  * vm_callee_setup_arg). Prints "kwarg ADDR" and "freed by tid N" for the test. */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

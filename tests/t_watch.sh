@@ -1,0 +1,79 @@
+# RACE_WATCH on a program that is not Ruby but has its own rb_vm_ci_lookup and
+# ruby_xfree (tests/debuginfo/ci_table.c), built four ways: exported from a shared
+# library; hidden in the executable (.symtab only); stripped with a .gnu_debuglink
+# debug file; -O2 with the lookup inlined into its callers. Probes must install in all
+# four (entry hook or breakpoint), fire, and the kwarg freed before the lookups must be
+# reported as a stale call-info where DWARF says where kwarg is; no Ruby layout applies.
+source tests/lib.sh
+SRC=tests/debuginfo
+CF="-std=gnu11 -g -Wall -Wextra -pthread"
+mkdir -p "$T/a" "$T/b" "$T/c/.debug" "$T/d"
+gcc $CF -O0 -fPIC -shared -DCI_EXPORT -o "$T/a/libci.so" $SRC/ci_table.c &&
+    gcc $CF -O0 -DCI_EXPORT -o "$T/a/prog" tests/watch/ci_stale.c -L"$T/a" -lci -Wl,-rpath,"$T/a"
+gcc $CF -O2 -DCI_NOINLINE -o "$T/b/prog" $SRC/ci_table.c tests/watch/ci_stale.c
+gcc $CF -O2 -DCI_NOINLINE -o "$T/c/full" $SRC/ci_table.c tests/watch/ci_stale.c &&
+    objcopy --only-keep-debug "$T/c/full" "$T/c/.debug/prog.debug" &&
+    objcopy --strip-all --add-gnu-debuglink="$T/c/.debug/prog.debug" "$T/c/full" "$T/c/prog"
+gcc $CF -O2 -o "$T/d/prog" $SRC/ci_table.c tests/watch/ci_stale.c
+for v in a b c d; do check "build $v" test -x "$T/$v/prog"; done
+check "the stripped build has no .symtab" bash -c "! readelf -S '$T/c/prog' | grep -q symtab"
+
+stats_of() { "$RACE" stats --json "$1" | ruby -rjson -e '
+    t = JSON.parse(STDIN.read)["traces"][0]
+    ps = (t["probes"] || []).select { |p| p["function"] == "rb_vm_ci_lookup" }
+    ok = ps.reject { |p| p["kind"] == "refused" }
+    puts [ok.size, ok.count { |p| p["role"] == "inlined" }, ok.sum { |p| p["hits"] }].join(" ")'; }
+
+for v in a b c d; do
+    d=$T/$v; mkdir -p "$d/tr"
+    env LD_PRELOAD="$SHIM" RACE_DIR="$d/tr" RACE_WATCH=rb_vm_ci_lookup RACE_QUARANTINE_MB=1 \
+        RACE_GUARD_SAMPLE=0 RACE_ON_FINDING=continue "$d/prog" > "$d/out" 2> "$d/err"
+    eq "$v: the program completes" "$(tail -1 "$d/out")" done
+    eq "$v: no probe refused" "$(grep -c 'cannot probe' "$d/err")" 0
+    read -r n inl hits <<<"$(stats_of "$(one_trace "$d/tr")")"
+    case $v in
+        d) ge "$v: probes on the out-of-line lookup and its inlined copies ($n, $inl inlined)" "$inl" 2 ;;
+        *) ge "$v: a probe on the lookup ($n)" "$n" 1 ;;
+    esac
+    ge "$v: the probes fired ($hits hits)" "$hits" 3
+    kw=$(awk '/^kwarg/ {print $2}' "$d/out"); ftid=$(awk '/^freed by tid/ {print $4}' "$d/out")
+    if [ $v != d ]; then
+        check "$v: the stale kwarg ($kw) is reported" grep -q "==ERROR: race: stale-call-info on address $kw" "$d/err"
+        check "$v: freed by the freeing thread" grep -q "^freed by thread T$ftid via" "$d/err"
+        "$RACE" report "$(one_trace "$d/tr")" > "$d/report"
+        check "$v: race report says rb_vm_ci_lookup was handed a freed kwarg block" \
+            grep -q "rb_vm_ci_lookup was handed a freed kwarg block" "$d/report"
+    fi
+done
+# -O2 inlined: DWARF gives no kwarg register at the inlined entries, and outside Ruby no
+# layout is applied to find one: only the out-of-line copy can be checked.
+check "d: the out-of-line lookup's stale kwarg is reported" grep -q "==ERROR: race: stale-call-info" "$T/d/err"
+
+# Real Rubies. Debian's 3.1 has no rb_vm_ci_lookup (and is stripped): one notice, and
+# the program runs as before.
+mkdir -p "$T/r31"
+out=$(env LD_PRELOAD="$SHIM" RACE_DIR="$T/r31" RACE_WATCH=rb_vm_ci_lookup ruby examples/kwarg_super.rb 4 300 2> "$T/r31/err")
+eq "ruby 3.1: the kwarg-super workload runs correctly" "$(echo "$out" | wc -l)" 4
+check "ruby 3.1: one notice that rb_vm_ci_lookup cannot be watched, and why" \
+    bash -c "[ \$(grep -c '^race: cannot watch rb_vm_ci_lookup: .*stripped' '$T/r31/err') = 1 ]"
+eq "ruby 3.1: no finding" "$(grep -c '==ERROR: race' "$T/r31/err")" 0
+
+# The symbol-built 3.4.5 on a Ractor workload with keyword arguments but without
+# keyword-argument super (`...` forwarding): every instance probed, the probes fire
+# from >= 3 Ractors, nothing found, the output as without the shim.
+ruby34=$(scripts/build-ruby.sh)
+mkdir -p "$T/r34"
+"$ruby34" examples/kwarg_forward.rb 3 2000 > "$T/r34/plain"
+env LD_PRELOAD="$SHIM" RACE_DIR="$T/r34" RACE_WATCH=rb_vm_ci_lookup "$ruby34" examples/kwarg_forward.rb 3 2000 \
+    > "$T/r34/out" 2> "$T/r34/err"
+eq "ruby 3.4.5: forwarding workload exits 0 with rb_vm_ci_lookup watched" "$?" 0
+check "ruby 3.4.5: same output as without the shim" cmp -s "$T/r34/plain" "$T/r34/out"
+eq "ruby 3.4.5: no notice, no finding" "$(grep -c '^race: cannot\|==ERROR' "$T/r34/err")" 0
+f=$(one_trace "$T/r34")
+read -r n inl hits <<<"$(stats_of "$f")"
+ge "ruby 3.4.5: the out-of-line lookup, its three inlined copies and their check sites probed ($n)" "$n" 8
+ge "ruby 3.4.5: inlined copies among them ($inl)" "$inl" 3
+ractors=$("$RACE" dump --json "$f" | ruby -rjson -e '
+    r = {}; STDIN.each_line { |l| e = JSON.parse(l); r[e["ractor"]] = 1 if %w[enter hit].include?(e["kind"]) && e["ractor"].to_i > 0 }; puts r.size')
+ge "ruby 3.4.5: the probes fired from >= 3 Ractor ids" "$ractors" 3
+finish
