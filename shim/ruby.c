@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "debuginfo.h"
 #include "shim.h"
 
 /* Offsets: ec->thread_ptr, thread->ractor, ractor->pub.id; thread->vm,
@@ -35,6 +36,17 @@ static char version[64];
 int race_ruby_pending;       /* a known Ruby: validation still to do */
 static uint32_t main_tid;
 static uint64_t attempts;
+
+/* A symbol's value from the object's .dynsym or .symtab (libelf: start-up only). */
+static int symbol(const char *path, const char *name, uint64_t *value, int *tls)
+{
+    struct race_symbol sym;
+    if (race_symbol_lookup(path, NULL, name, &sym, NULL, 0) != 1)
+        return 0;
+    *value = sym.value;
+    *tls = sym.tls;
+    return 1;
+}
 
 struct found {
     char path[512];
@@ -62,7 +74,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
     }
     uint64_t v;
     int tls;
-    if (race_elf_symbol(path, "ruby_current_ec", &v, &tls) && tls) {
+    if (symbol(path, "ruby_current_ec", &v, &tls) && tls) {
         race_strlcpy(f->path, path, sizeof(f->path));
         f->base = info->dlpi_addr;
         f->hit = (name && name[0]) ? 1 : 2;
@@ -88,9 +100,9 @@ void race_ruby_init(void)
         race_notice("not a Ruby process (no ruby_current_ec): Ractor ids are 0", NULL, NULL, NULL);
         return;
     }
-    uint64_t v, ec_off, vmp;
+    uint64_t v = 0, ec_off = 0, vmp = 0;
     int tls;
-    if (race_elf_symbol(f.path, "ruby_version", &v, &tls) && !tls)
+    if (symbol(f.path, "ruby_version", &v, &tls) && !tls)
         race_strlcpy(version, (const char *)(f.base + v), sizeof(version));
     int major = 0, minor = 0;
     const char *s = version;
@@ -109,7 +121,7 @@ void race_ruby_init(void)
                     " has no known layout in race: Ractor ids are 0", NULL);
         return;
     }
-    race_elf_symbol(f.path, "ruby_current_ec", &ec_off, &tls);
+    symbol(f.path, "ruby_current_ec", &ec_off, &tls);
     void *h = dlopen(f.hit == 2 ? NULL : f.path, RTLD_NOLOAD | RTLD_LAZY);
     void *block = NULL;
     if (!h || dlinfo(h, RTLD_DI_TLS_DATA, &block) != 0 || !block) {
@@ -125,7 +137,7 @@ void race_ruby_init(void)
     /* A library loaded with the program sits in static TLS: the same offset from the
      * thread pointer holds on every thread. */
     race_ec_tpoff = (intptr_t)((uintptr_t)block + ec_off - tp);
-    if (race_elf_symbol(f.path, "ruby_current_vm_ptr", &vmp, &tls) && !tls)
+    if (symbol(f.path, "ruby_current_vm_ptr", &vmp, &tls) && !tls)
         race_vm_ptr = (void *const *)(f.base + vmp);
     race_ractor_off = layout->off;
     race_ruby_pending = 1;

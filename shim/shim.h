@@ -126,8 +126,7 @@ int race_modules_known(const uint64_t *pc, uint32_t n);
 size_t race_modules_describe(uint64_t pc, char *buf, size_t cap);
 void race_modules_rescan(void);
 
-/* symbols.c: ELF symbol lookup with libelf (start-up only: allocates) */
-int race_elf_symbol(const char *path, const char *name, uint64_t *value, int *is_tls);
+/* symbols.c: every function symbol of the loaded objects (start-up only: allocates) */
 void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_t hi, void *arg), void *arg);
 
 /* ruby.c */

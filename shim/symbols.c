@@ -1,6 +1,7 @@
-/* symbols.c - finds a symbol's value in an ELF file with libelf: .dynsym first, then
- * .symtab. Owns nothing but the lookup. Start-up only: libelf allocates, so this must
- * never run on a hook's path. */
+/* symbols.c - walks every function symbol of every loaded object with its run-time
+ * address range (RACE_GUARD_SITES resolves names against it; one symbol by name is
+ * debuginfo.c's race_symbol_lookup). Start-up and rescans only: libelf allocates, so
+ * this must never run on a hook's fast path. */
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -9,44 +10,6 @@
 #include <unistd.h>
 
 #include "shim.h"
-
-int race_elf_symbol(const char *path, const char *name, uint64_t *value, int *is_tls)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    elf_version(EV_CURRENT);
-    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
-    int found = 0;
-    for (int pass = 0; elf && pass < 2 && !found; pass++) {
-        Elf_Scn *scn = NULL;
-        GElf_Shdr sh;
-        while (!found && (scn = elf_nextscn(elf, scn)) != NULL) {
-            if (!gelf_getshdr(scn, &sh) || sh.sh_type != (pass ? SHT_SYMTAB : SHT_DYNSYM))
-                continue;
-            Elf_Data *data = elf_getdata(scn, NULL);
-            if (!data || !sh.sh_entsize)
-                continue;
-            size_t n = sh.sh_size / sh.sh_entsize;
-            for (size_t i = 0; i < n; i++) {
-                GElf_Sym sym;
-                if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
-                    continue;
-                const char *s = elf_strptr(elf, sh.sh_link, sym.st_name);
-                if (s && strcmp(s, name) == 0) {
-                    *value = sym.st_value;
-                    *is_tls = GELF_ST_TYPE(sym.st_info) == STT_TLS;
-                    found = 1;
-                    break;
-                }
-            }
-        }
-    }
-    if (elf)
-        elf_end(elf);
-    close(fd);
-    return found;
-}
 
 struct each {
     int (*cb)(const char *, uint64_t, uint64_t, void *);
