@@ -1,7 +1,9 @@
 # Ractors that call through `...` forwarding with keyword arguments (no keyword super):
 # on Ruby 3.4 each such call builds its call-info at run time inside
 # vm_callee_setup_arg, through inlined copies of rb_vm_ci_lookup, on whichever Ractor
-# makes the call. Prints one deterministic line per Ractor.
+# makes the call, all sharing the call site's kwarg block. A second reproduction of
+# Ruby Bug #22075 besides kwarg_super.rb: plain 3.4.5 crashes in some runs (2 of 3
+# seen). Prints one deterministic line per Ractor when it survives.
 #   usage: ruby examples/kwarg_forward.rb [RACTORS] [ROUNDS]
 Warning[:experimental] = false if Warning.respond_to?(:[]=)
 
