@@ -98,6 +98,26 @@ static void *map_anon(uint64_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* The next countdown: uniform in [1, 2N - 1], mean N. A fixed N would make the same
+ * allocation numbers guarded in every run, so a bug either always or never hit. */
+static inline int32_t next_countdown(void)
+{
+    /* Before the pool exists (allocations made before the constructor) look again
+     * soon; a countdown of INT32_MAX there would leave that thread unsampled for good. */
+    if (!race_pool_base)
+        return 64;
+    int32_t n = race_g.guard_sample;
+    if (!n)
+        return INT32_MAX;
+    if (n == 1)
+        return 1;
+    uint64_t x = __rdtsc() ^ ((uint64_t)(uintptr_t)&race_tls << 17);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return 1 + (int32_t)(x % (uint64_t)(2 * (int64_t)n - 1));
+}
+
 void race_pool_init(void)
 {
     uint64_t lo, hi;
@@ -126,7 +146,7 @@ void race_pool_init(void)
     race_pool_size = size;
     race_g.guard_sample = (int32_t)race_opt.RACE_GUARD_SAMPLE;
     __atomic_store_n(&race_pool_base, (uintptr_t)base, __ATOMIC_RELEASE);
-    race_tls.guard_countdown = race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
+    race_tls.guard_countdown = next_countdown();
     if (race_opt.RACE_GUARD_SITES[0])
         race_pool_resolve_sites();
 }
@@ -192,15 +212,6 @@ static int at_site(void)
 }
 
 /* The slow half of race_guard_want (shim.h): the countdown ran out, or sites are set. */
-static inline int32_t next_countdown(void)
-{
-    /* Before the pool exists (allocations made before the constructor) look again
-     * soon; a countdown of INT32_MAX there would leave that thread unsampled for good. */
-    if (!race_pool_base)
-        return 64;
-    return race_g.guard_sample ? race_g.guard_sample : INT32_MAX;
-}
-
 int race_pool_decide(struct race_tls *t, size_t n)
 {
     if (t->busy || !race_pool_base || n < guard_min || n > guard_max) {
