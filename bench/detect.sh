@@ -14,7 +14,7 @@
 #      again pinned to one CPU.
 # usage: bench/detect.sh [--quick] [--runs N] [--churn N] [--rounds N] [--work N]
 #                        [--ruby PATH]... [--site FUNC] [--sizes MIN-MAX] [--dir DIR]
-#                        [--shim PATH] [--race PATH] [--skip-detect] [--skip-overhead] [--skip-pinned]
+#                        [--build REV | --shim PATH --race PATH] [--skip-detect] [--skip-overhead] [--skip-pinned]
 #                        [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,8 @@ usage() {
   --sizes MIN-MAX  RACE_GUARD_SIZES of the targeted configuration (default 1208-1208:
                    the 151-slot buffer rb_ary_push allocates when `keep` stops sharing)
   --dir DIR        where the temporary RACE_DIR is made (default: ${TMPDIR:-/tmp})
+  --build REV      measure commit REV: \`git archive REV\` into the temporary directory,
+                   built there (the working tree and git state are left alone)
   --shim PATH      measure this librace.so instead of building shim/librace.so
   --race PATH      read the traces with this race command instead of building
                    analyze/race (give both with another build's shim: same format)
@@ -47,7 +49,7 @@ skip_detect=0 skip_overhead=0 skip_pinned=0
 site=rb_ary_push sizes=1208-1208
 parent=${TMPDIR:-/tmp}
 rubies=()
-shim_src="" race_src=""
+shim_src="" race_src="" build_rev=""
 argv_used="bench/detect.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
     --site) site=${2:?}; shift ;;
     --sizes) sizes=${2:?}; shift ;;
     --dir) parent=${2:?}; shift ;;
+    --build) build_rev=${2:?}; shift ;;
     --shim) shim_src=${2:?}; shift ;;
     --race) race_src=${2:?}; shift ;;
     --skip-detect) skip_detect=1 ;;
@@ -92,6 +95,17 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- Build -------------------------------------------------------------------------
+work_dir=$(mktemp -d "$parent/race-detect.XXXXXX")
+trap 'rm -rf "$work_dir"' EXIT
+if [ -n "$build_rev" ]; then
+    [ -z "$shim_src$race_src" ] || { note "--build and --shim/--race exclude each other"; exit 2; }
+    build_id=$(git rev-parse --short "$build_rev^{commit}") || { note "no commit $build_rev"; exit 1; }
+    mkdir -p "$work_dir/src"
+    git archive "$build_id" | tar -x -C "$work_dir/src"
+    make -C "$work_dir/src" -s shim/librace.so analyze/race >&2 || { note "cannot build $build_id"; exit 1; }
+    shim_src=$work_dir/src/shim/librace.so
+    race_src=$work_dir/src/analyze/race
+fi
 if [ -z "$shim_src" ]; then
     make -s shim/librace.so >&2 || { note "cannot build shim/librace.so"; exit 1; }
     shim_src=$root/shim/librace.so
@@ -104,7 +118,10 @@ fi
 [ -x "$race_src" ] || { note "no race command at $race_src"; exit 1; }
 mkdir -p bench/out
 cc -O2 -g -std=gnu11 -Wall -Wextra -Werror bench/racy.c -o bench/out/racy -lpthread
-cc -O2 -std=gnu11 -Wall -Wextra -Werror -Icommon -o bench/out/trace_count bench/trace_count.c
+# trace_count reads the trace format of the build it measures.
+tc=$root
+[ -n "$build_rev" ] && [ -f "$work_dir/src/bench/trace_count.c" ] && tc=$work_dir/src
+cc -O2 -std=gnu11 -Wall -Wextra -Werror -I"$tc/common" -o bench/out/trace_count "$tc/bench/trace_count.c"
 
 if [ ! -x /usr/bin/time ] || ! /usr/bin/time -f %M true >/dev/null 2>&1; then
     note "GNU time (/usr/bin/time) is missing: install the 'time' package; peak RSS needs it"
@@ -120,8 +137,6 @@ for v in $(compgen -e | grep -E '^(RACE_|LD_PRELOAD$)' || true); do
     unset "$v"
 done
 
-work_dir=$(mktemp -d "$parent/race-detect.XXXXXX")
-trap 'rm -rf "$work_dir"' EXIT
 shim=$work_dir/librace.so
 cp "$shim_src" "$shim"
 shim_id=$(sha256sum "$shim" | cut -c1-12)
@@ -304,10 +319,11 @@ if [ "$skip_detect" = 0 ]; then
     emit "allocated in racy_alloc). \"Free → faulting read\" is the report's \"freed ..., N us"
     emit "before\"; here it is mostly the reader thread's start-up latency."
     emit ""
-    emit "The last row is a determinism check, not a rate: the guard countdown is per thread and"
-    emit "not randomised, so the victim (the main thread's allocation number CHURN+1 after the"
-    emit "pool starts) is guarded in every run or in none. CHURN=$det_churn makes it a multiple"
-    emit "of $guard_default; with CHURN=$churn it is not, whatever the seed."
+    emit "The last row is a determinism check, not a rate: with CHURN=$det_churn the victim is the"
+    emit "main thread's allocation number $((det_churn + 1)) after the pool starts, a multiple of"
+    emit "$guard_default. A countdown that restarts at exactly $guard_default (before commit 7d63cf2)"
+    emit "guards it in every run, and never with CHURN=$churn, whatever the seed; a randomised"
+    emit "countdown (7d63cf2 and later) guards it in about 1 run in $guard_default either way."
     emit ""
     emit "Command lines (RACE_DIR is a temporary directory, emptied after every run):"
     emit ""
@@ -407,12 +423,15 @@ if [ "$skip_overhead" = 0 ]; then
                     other=$(calc "(($b1 - $b0) - ($us + $ss)) / (($t1 - $t0) * $ncpu)")
                     same=1
                     [ "$(cat "$work_dir/stdout")" = "${expect[$ri]}" ] || same=0
+                    # Ruby's own crash report, printed by a thread while the process still exits 0
+                    bug=0
+                    grep -q '\[BUG\]' "$work_dir/stderr" && bug=1
                     counts=""
                     if [ "$c" != none ]; then
                         traces=("$trace_dir"/race.*.trace)
                         [ -f "${traces[0]}" ] && counts=$(bench/out/trace_count "${traces[0]}")
                     fi
-                    echo "part=ruby view=$view ruby=$ri cfg=$c round=$r wall=$(calc "$t1 - $t0") cpu=$(calc "$us + $ss") sys=$ss rss=$kib other=$other same=$same $counts" >>"$data"
+                    echo "part=ruby view=$view ruby=$ri cfg=$c round=$r wall=$(calc "$t1 - $t0") cpu=$(calc "$us + $ss") sys=$ss rss=$kib other=$other same=$same bug=$bug $counts" >>"$data"
                 done
             done
         done
@@ -440,8 +459,8 @@ if [ "$skip_overhead" = 0 ]; then
                 emit "unpinned runs."
             fi
             emit ""
-            emit "| configuration | wall s | wall ratio | fastest-run ratio | CPU s (user+sys) | CPU ratio | sys s | peak RSS MiB | events/run | guarded allocations/run | same output |"
-            emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            emit "| configuration | wall s | wall ratio | fastest-run ratio | CPU s (user+sys) | CPU ratio | sys s | peak RSS MiB | events/run | guarded allocations/run | same output | [BUG] on stderr |"
+            emit "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             for c in "${cfgs[@]}"; do
                 w=$(median wall "$k" cfg="$c")
                 cp=$(median cpu "$k" cfg="$c")
@@ -458,7 +477,7 @@ if [ "$skip_overhead" = 0 ]; then
                     [ "${overwritten[$ri,$c]:-0}" != 0 ] && g="≥ $g"
                     [ "$c" = quar ] && g="$g (quarantined frees: ${quarantined[$ri,$c]:-n/a})"
                 fi
-                emit "| ${cfg_name[$c]} | $(fmt '%.3f' "$w") | $wr | $wm | $(fmt '%.3f' "$cp") | $cr | $(fmt '%.3f' "$(median sys "$k" cfg="$c")") | $(fmt '%.1f' "$(calc "$(median rss "$k" cfg="$c") / 1024")") | $evs | $g | $((n - diffs))/$n |"
+                emit "| ${cfg_name[$c]} | $(fmt '%.3f' "$w") | $wr | $wm | $(fmt '%.3f' "$cp") | $cr | $(fmt '%.3f' "$(median sys "$k" cfg="$c")") | $(fmt '%.1f' "$(calc "$(median rss "$k" cfg="$c") / 1024")") | $evs | $g | $((n - diffs))/$n | $(values bug "$k" cfg="$c" | awk '{ s += $1 } END { print s + 0 }')/$n |"
                 if [ -n "${limit[$c]:-}" ]; then
                     label="default"
                     [ "$c" = site ] && label="targeted"
@@ -489,7 +508,9 @@ if [ "$skip_overhead" = 0 ]; then
     emit "is overwritten (\"≥\" when some still were). Events/run counts every record written."
     emit "The fastest-run ratio divides the fastest run of a configuration by the fastest run"
     emit "without the shim. A target is met when the median, fastest-run and CPU ratios are all"
-    emit "within it, missed when all three are over, and unresolved otherwise."
+    emit "within it, missed when all three are over, and unresolved otherwise. \"[BUG] on stderr\""
+    emit "counts runs where Ruby printed its crash report although the exit status was 0 and"
+    emit "the output right (see bench/README.md, \"Detection benchmark\")."
 fi
 
 # ---- Report ------------------------------------------------------------------------
@@ -501,11 +522,12 @@ report=$work_dir/report.md
     echo "## Detection benchmark"
     echo ""
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    if [ "$shim_src" = "$root/shim/librace.so" ]; then
+    if [ -n "$build_rev" ]; then
+        echo "- commit: $build_id, built from \`git archive $build_id\` (working tree at $commit); librace.so sha256 $shim_id..."
+    elif [ "$shim_src" = "$root/shim/librace.so" ]; then
         echo "- commit: $commit$dirty; librace.so sha256 $shim_id..."
     else
         echo "- working tree at commit $commit; measured librace.so: $shim_src (sha256 $shim_id...); race: $race_src"
-        [ -f "$(dirname "$shim_src")/../COMMIT" ] && echo "- that build's source: \`git archive $(cat "$(dirname "$shim_src")/../COMMIT")\`"
     fi
     echo "- kernel: $(uname -r); CPU: ${cpu:-unknown}, $ncpu cores; traces on $(df -PT "$trace_dir" | awk 'NR == 2 { print $2 }')"
     echo "- load average (1, 5, 15 min) at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
