@@ -143,6 +143,12 @@ extern int race_ruby_pending;
 extern intptr_t race_ec_tpoff;
 extern const uint32_t *race_ractor_off;
 extern void *const *race_vm_ptr;
+extern uintptr_t race_pool_base;
+extern uint64_t race_pool_size;
+static inline int race_pool_owns(const void *p)
+{
+    return (uintptr_t)p - race_pool_base < race_pool_size;
+}
 static inline uint32_t race_ractor_id(void)
 {
     if (unlikely(race_ruby_state != RACE_RACTOR_VALID))
@@ -151,21 +157,22 @@ static inline uint32_t race_ractor_id(void)
         return 0; /* VM torn down: the ec may point at freed memory */
     uintptr_t tp;
     __asm__("mov %%fs:0, %0" : "=r"(tp));
+    /* Never follow a pointer into the guarded pool: a Ractor or thread struct freed
+     * into a guarded slot is PROT_NONE, and the fault would come from inside the shim
+     * (and again inside its fault handler). */
     const uint8_t *ec = *(const uint8_t *const *)(tp + race_ec_tpoff);
-    if (!ec)
+    if (!ec || race_pool_owns(ec))
         return 0;
     const uint8_t *th = *(const uint8_t *const *)(ec + race_ractor_off[0]);
-    if (!th)
+    if (!th || race_pool_owns(th))
         return 0;
     const uint8_t *r = *(const uint8_t *const *)(th + race_ractor_off[1]);
-    if (!r)
+    if (!r || race_pool_owns(r))
         return 0;
     return *(const uint32_t *)(r + race_ractor_off[2]);
 }
 
 /* pool.c: the guarded sampling pool */
-extern uintptr_t race_pool_base;
-extern uint64_t race_pool_size;
 void race_pool_init(void);
 void race_pool_resolve_sites(void);
 int race_pool_decide(struct race_tls *t, size_t n);
@@ -176,10 +183,6 @@ int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
 int race_pool_open(int slot, int open_guard);
 int race_pool_reported(int slot);
 uint64_t race_pool_skipped(void);
-static inline int race_pool_owns(const void *p)
-{
-    return (uintptr_t)p - race_pool_base < race_pool_size;
-}
 /* The per-allocation sampling decision: one decrement and branch unless
  * RACE_GUARD_SITES asks to look at every allocation's stack. */
 static inline int race_guard_want(size_t n)

@@ -38,4 +38,15 @@ clean_churn() { # clean_churn LABEL RUBY
 }
 clean_churn ruby3.1 /usr/bin/ruby
 ruby34=$(scripts/build-ruby.sh) && clean_churn ruby3.4 "$ruby34"
+
+# Ruby 3.4 frees its worker Ractors' rb_ractor_t at exit; guarded, they turn PROT_NONE
+# while threads still run. The Ractor-id read must never follow a pointer into the
+# pool (it used to fault inside the shim and die silently, 6 runs in 10).
+died=0
+for i in 1 2 3; do
+    rc=$( (env LD_PRELOAD="$SHIM" RACE_DIR="$T" RACE_GUARD_SITES=ractor_create RACE_GUARD_SIZES=520-520 \
+        RACE_ON_FINDING=continue taskset -c 0 "$ruby34" examples/ractor_churn.rb 2 20000 > /dev/null 2>&1; echo $?) 2>/dev/null)
+    [ "$rc" -ge 128 ] && died=$((died + 1))
+done
+eq "ruby3.4: Ractor structs in guarded slots: no death by signal in 3 runs" "$died" 0
 finish
