@@ -14,8 +14,8 @@
 #      again pinned to one CPU.
 # usage: bench/detect.sh [--quick] [--runs N] [--churn N] [--rounds N] [--work N]
 #                        [--ruby PATH]... [--site FUNC] [--sizes MIN-MAX] [--dir DIR]
-#                        [--build REV | --shim PATH --race PATH] [--skip-detect] [--skip-overhead] [--skip-pinned]
-#                        [--out FILE]
+#                        [--build REV | --shim PATH --race PATH]
+#                        [--skip-detect] [--skip-overhead] [--skip-pinned] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,6 +24,7 @@ usage() {
     sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     cat <<'EOF'
   --quick          smoke mode: 6 racy runs per configuration, 2 rounds of a short churn
+                   (about 40 s; the short churn is dominated by start-up: rough numbers)
   --runs N         racy runs per configuration (default 60)
   --churn N        CHURN argument of racy (default 20000)
   --rounds N       rounds of every churn configuration (default 7)
@@ -34,7 +35,7 @@ usage() {
   --sizes MIN-MAX  RACE_GUARD_SIZES of the targeted configuration (default 1208-1208:
                    the 151-slot buffer rb_ary_push allocates when `keep` stops sharing)
   --dir DIR        where the temporary RACE_DIR is made (default: ${TMPDIR:-/tmp})
-  --build REV      measure commit REV: \`git archive REV\` into the temporary directory,
+  --build REV      measure commit REV: `git archive REV` into the temporary directory,
                    built there (the working tree and git state are left alone)
   --shim PATH      measure this librace.so instead of building shim/librace.so
   --race PATH      read the traces with this race command instead of building
@@ -334,7 +335,7 @@ if [ "$skip_detect" = 0 ]; then
     emit "    env $(shown "${dcfg_env[det]}") bench/out/racy SEED $det_churn"
     emit "    analyze/race report \$RACE_DIR/race.racy.PID.trace"
     emit ""
-    emit "Other processes used $(fmt '%.0f' "$(calc "100 * $racy_other")")% of the machine's CPU meanwhile (racy's own CPU included)."
+    emit "The machine was $(fmt '%.0f' "$(calc "100 * $racy_other")")% busy meanwhile, racy's own two spinning threads included."
 fi
 
 # ---- 2. Overhead on the Ractor churn -----------------------------------------------
