@@ -70,10 +70,10 @@ static inline size_t usable(void *p)
 }
 
 /* A sampled allocation goes to a guarded slot; when none is free it goes to libc. */
-#define GUARDED(n, align, zero)                                     \
+#define GUARDED(n, align)                                     \
     do {                                                            \
         if (unlikely(race_guard_want(n))) {                         \
-            void *g_ = race_pool_alloc((n), (align), (zero));       \
+            void *g_ = race_pool_alloc((n), (align));               \
             if (g_)                                                 \
                 return g_;                                          \
         }                                                           \
@@ -83,7 +83,7 @@ RACE_EXPORT void *malloc(size_t n)
 {
     if (unlikely(!ready()))
         return race_boot_alloc(n, 16);
-    GUARDED(n, 16, 0);
+    GUARDED(n, 16);
     return real_malloc(n);
 }
 
@@ -99,7 +99,7 @@ RACE_EXPORT void *calloc(size_t n, size_t m)
     }
     size_t total;
     if (!__builtin_mul_overflow(n, m, &total))
-        GUARDED(total, 16, 1);
+        GUARDED(total, 16); /* slot pages are fresh: already zero */
     return real_calloc(n, m);
 }
 
@@ -120,16 +120,19 @@ RACE_EXPORT void free(void *p)
         return;
     }
     unsigned entry = RACE_ENTRY_FREE;
+    int keep = race_quarantine_on || t->quarantine_next;
+    /* asked once: the record and the quarantine both want it */
+    size_t size = race_g.hdr || keep ? race_real_usable(p) : 0;
     if (likely(t->ruby_free != p)) {
-        race_record_free(p, usable(p), RACE_ENTRY_FREE, 0);
+        race_record_free(p, size, RACE_ENTRY_FREE, 0);
     } else {
         entry = t->ruby_entry; /* the Ruby hook above recorded it */
         t->ruby_free = NULL;
     }
-    if (unlikely(race_quarantine_on || t->quarantine_next)) {
+    if (unlikely(keep)) {
         int kept = t->quarantine_next; /* kept for a check: intact, not poisoned */
         t->quarantine_next = 0;
-        race_quarantine_put(p, race_real_usable(p), entry, t->last_seq, t->last_stack, !kept);
+        race_quarantine_put(p, size, entry, t->last_seq, t->last_stack, !kept);
         return;
     }
     race_real_free(p);
@@ -240,7 +243,7 @@ RACE_EXPORT int posix_memalign(void **out, size_t align, size_t n)
         return 0;
     }
     if (unlikely(race_guard_want(n))) {
-        void *p = race_pool_alloc(n, align, 0);
+        void *p = race_pool_alloc(n, align);
         if (p) {
             *out = p;
             return 0;
@@ -254,7 +257,7 @@ RACE_EXPORT void *aligned_alloc(size_t align, size_t n)
     if (unlikely(!ready()))
         return race_boot_alloc(n, align);
     if (align && !(align & (align - 1)))
-        GUARDED(n, align, 0);
+        GUARDED(n, align);
     return real_aligned_alloc(align, n);
 }
 
@@ -263,7 +266,7 @@ RACE_EXPORT void *memalign(size_t align, size_t n)
     if (unlikely(!ready()))
         return race_boot_alloc(n, align);
     if (align && !(align & (align - 1)))
-        GUARDED(n, align, 0);
+        GUARDED(n, align);
     return real_memalign(align, n);
 }
 
@@ -305,14 +308,15 @@ static inline void ruby_free_common(void *p, unsigned entry, void (*real1)(void 
 {
     struct race_tls *t = &race_tls;
     const void *saved = t->ruby_free;
+    size_t u;
     /* t->ruby_free == p: an outer Ruby hook (ruby_xfree -> ruby_sized_xfree in 3.1)
      * has recorded this free already. */
     if (p && saved != p && !race_boot_owns(p) && ready()) {
         if (race_pool_owns(p)) {
             /* a guarded block's free is recorded by the pool */
-        } else if (unlikely(race_ruby_ci_active) && race_ruby_kwarg_shaped(p, race_real_usable(p))) {
+        } else if (unlikely(race_ruby_ci_active) && race_ruby_kwarg_shaped(p, (u = race_real_usable(p)))) {
             /* a call-info kwarg block: kept, with its free stack, for the stale call-info check */
-            race_record_free_stacked(p, race_real_usable(p), entry);
+            race_record_free_stacked(p, u, entry);
             race_ruby_ci_kept();
             t->quarantine_next = 1;
         } else {

@@ -227,9 +227,9 @@ int race_pool_decide(struct race_tls *t, size_t n)
     return race_opt.RACE_GUARD_SITES[0] && at_site();
 }
 
-void *race_pool_alloc(size_t size, size_t align, int zero)
+/* A slot's pages are always a fresh mapping, hence zero: calloc needs nothing more. */
+void *race_pool_alloc(size_t size, size_t align)
 {
-    (void)zero; /* a slot's pages are always fresh, hence zero */
     uint32_t i;
     if (align < 16)
         align = 16;

@@ -116,7 +116,7 @@ static void index_block(uint64_t addr, uint64_t size, uint64_t pos, int insert)
 }
 
 /* Hands a block back to libc, after checking its poison. */
-static void evict(struct qentry *e, uint64_t pos, uint64_t addr, uint64_t size, const struct qentry *copy)
+static void evict(uint64_t pos, uint64_t addr, uint64_t size, const struct qentry *copy)
 {
     index_block(addr, size, pos, 0);
     __atomic_fetch_sub(&bytes, size, __ATOMIC_RELAXED);
@@ -149,7 +149,6 @@ static void evict(struct qentry *e, uint64_t pos, uint64_t addr, uint64_t size, 
             break;
         }
     }
-    (void)e;
     real_release((void *)(uintptr_t)addr);
 }
 
@@ -163,7 +162,7 @@ static int take(uint64_t pos)
     struct qentry copy = *e; /* stable while gen == pos + 1: writers wait for gen == 0 */
     if (!__atomic_compare_exchange_n(&e->gen, &g, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         return 0;
-    evict(e, pos, copy.addr, copy.size, &copy);
+    evict(pos, copy.addr, copy.size, &copy);
     return 1;
 }
 

@@ -176,7 +176,7 @@ static inline uint32_t race_ractor_id(void)
 void race_pool_init(void);
 void race_pool_resolve_sites(void);
 int race_pool_decide(struct race_tls *t, size_t n);
-void *race_pool_alloc(size_t size, size_t align, int zero);
+void *race_pool_alloc(size_t size, size_t align);
 void race_pool_free(void *p, unsigned entry);
 size_t race_pool_usable(const void *p);
 int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
