@@ -11,7 +11,7 @@ SHIM_SRC := $(sort $(wildcard shim/*.c))
 SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
-ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h
+ANA_HDR  := $(filter-out analyze/options.gen.h,$(wildcard analyze/*.h)) common/race_trace.h analyze/options.gen.h
 ANA_LIBS := -ldw -lelf -lm
 
 all: shim/librace.so analyze/race
@@ -23,6 +23,10 @@ all: shim/librace.so analyze/race
 shim/librace.so: $(SHIM_SRC) $(SHIM_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -shared -fvisibility=hidden \
 	    -ftls-model=initial-exec -fno-omit-frame-pointer -D_GNU_SOURCE -o $@ $(SHIM_SRC) $(SHIM_LIBS)
+
+# race run names the recorder's options: the lines of the one table, copied.
+analyze/options.gen.h: shim/options.def
+	sed -n '/^RACE_OPT(/p' $< > $@
 
 analyze/race: $(ANA_SRC) $(ANA_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(ANA_SRC) $(ANA_LIBS)
@@ -57,6 +61,6 @@ install: all
 	install -m 0755 analyze/race $(DESTDIR)$(PREFIX)/bin/race
 
 clean:
-	rm -rf shim/librace.so analyze/race analyze/race-asan tests/bin tests/out bench/out
+	rm -rf shim/librace.so analyze/race analyze/race-asan analyze/options.gen.h tests/bin tests/out bench/out
 
 .PHONY: all test smoke run bench install clean

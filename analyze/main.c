@@ -22,6 +22,9 @@ static const char general_help[] =
     "  report [--json] TRACE...           the findings (use after free, overflow, double\n"
     "                                     free...) shaped like ASan's reports, then a\n"
     "                                     summary of each trace\n"
+    "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
+    "                                     process it starts), then report on all\n"
+    "                                     its traces; see race run --help\n"
     "  help [COMMAND]                     this text, or one command's\n"
     "\n"
     "Options:\n"
@@ -131,6 +134,10 @@ static int help(int argc, char **argv)
     }
     if (argc > 1)
         return usage_error("race help", "too many arguments");
+    if (strcmp(argv[0], "run") == 0) {
+        char *h[] = {(char *)"--help", NULL};
+        return cmd_run(1, h);
+    }
     const struct command *c = find_command(argv[0]);
     if (!c)
         return usage_error("race help", "unknown command '%s'", argv[0]);
@@ -174,7 +181,7 @@ static int run(const struct command *c, int argc, char **argv)
     else if (strcmp(c->name, "dump") == 0)
         status = cmd_dump(files, nfiles, json, stacks);
     else
-        status = cmd_report(files, nfiles, json);
+        status = cmd_report(files, nfiles, json, NULL);
     free(files);
     return status;
 }
@@ -195,6 +202,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(a, "help") == 0)
         return help(argc - 2, argv + 2);
+    if (strcmp(a, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
     if (a[0] == '-')
         return usage_error("race", "unknown option '%s'", a);
     const struct command *c = find_command(a);

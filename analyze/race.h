@@ -31,6 +31,10 @@ void diag_note(const struct race_trace *t, const char *fmt, ...) RACE_PRINTF(2, 
 void *xcalloc(size_t n, size_t size);
 void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrndup(const char *s, size_t n);
+/* A progress line on stderr while a long report is built, only once enabled (race run
+ * enables it when stderr is a terminal); what NULL clears the line. */
+void progress_enable(bool on);
+void progress(const char *what, int i, int n);
 
 /* ---- map.c: open-addressing hash map, uint64 key -> uint64 value ---- */
 struct race_map {
@@ -237,6 +241,9 @@ int cmd_stats(char **paths, int npaths, bool json);
 int cmd_dump(char **paths, int npaths, bool json, bool stacks);
 
 /* ---- report.c: `race report` ---- */
-int cmd_report(char **paths, int npaths, bool json);
+int cmd_report(char **paths, int npaths, bool json, size_t *nfindings);
+
+/* ---- run.c: race run, the program under librace.so, then the report ---- */
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -400,7 +400,7 @@ static void block(void)
     first_block = false;
 }
 
-int cmd_report(char **paths, int npaths, bool json)
+int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
 {
     int status = RACE_EXIT_OK;
     size_t findings = 0;
@@ -408,15 +408,21 @@ int cmd_report(char **paths, int npaths, bool json)
      * before the summaries, each file read, and each problem reported, once. */
     struct race_trace **t = xcalloc((size_t)npaths, sizeof *t);
     for (int i = 0; i < npaths; i++) {
+        progress("reading trace", i + 1, npaths);
         t[i] = trace_open(paths[i]);
         findings += t[i]->nfind;
         if (t[i]->problems)
             status = RACE_EXIT_BADINPUT;
     }
     struct race_sym **sym = xcalloc((size_t)npaths, sizeof *sym);
-    for (int i = 0; i < npaths; i++)
+    for (int i = 0; i < npaths; i++) {
+        if (t[i]->nfind)
+            progress("symbolizing trace", i + 1, npaths);
         sym[i] = t[i]->nfind ? sym_open(t[i]) : NULL;
+    }
+    progress("grouping findings", 1, 1);
     struct member *m = group_findings(t, sym, npaths, findings);
+    progress(NULL, 0, 0);
     size_t groups = 0;
     for (size_t i = 0; i < findings; i++)
         groups += m[i].count != 0;
@@ -467,5 +473,7 @@ int cmd_report(char **paths, int npaths, bool json)
     free(t);
     if (status == RACE_EXIT_OK && findings)
         status = RACE_EXIT_FINDINGS;
+    if (nfindings)
+        *nfindings = findings;
     return status;
 }
