@@ -50,8 +50,11 @@ void clock_finish(struct race_timebase *c, const struct race_trace *t)
             return;
         }
     }
-    diag_note(t, "cannot calibrate the TSC from %u clock pair%s; times assume 1 GHz",
-              c->npairs, c->npairs == 1 ? "" : "s");
+    /* A trace without events (a fork child that went straight to exec) has no time
+     * to show: nothing to note. */
+    if (t->n_valid || t->nfind)
+        diag_note(t, "cannot calibrate the TSC from %u clock pair%s; times assume 1 GHz",
+                  c->npairs, c->npairs == 1 ? "" : "s");
     c->ns_per_tick = 1.0;
     c->ts_lo = t->hdr.clock_ts0;
     c->mono_lo = t->hdr.clock_mono0;

@@ -393,6 +393,9 @@ static size_t group_size(const struct member *m, size_t total, size_t group)
 /* Blocks (findings, summaries) are separated by one blank line. */
 static bool first_block = true;
 
+/* More traces than this, and only the interesting ones get a summary of their own. */
+#define BRIEF_OVER 8
+
 static void block(void)
 {
     if (!first_block)
@@ -442,7 +445,8 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
         }
         printf("\n]}\n");
     } else {
-        size_t k = 0;
+        size_t k = 0, quiet = 0, quiet_open = 0;
+        unsigned long long quiet_events = 0;
         for (int i = 0; i < npaths; i++) {
             for (; k < findings && m[k].trace == i; k++) {
                 if (!m[k].count)
@@ -452,9 +456,23 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
                 if (m[k].count > 1)
                     printf("(this finding, with the same use and free stacks, was seen %zu times)\n", m[k].count);
             }
-            block();
-            text_summary(t[i]);
+            /* Many processes (a test suite under race run): a summary only for those
+             * with something to say, then one line for the rest. */
+            if (npaths <= BRIEF_OVER || t[i]->nfind || t[i]->problems || t[i]->n_torn) {
+                block();
+                text_summary(t[i]);
+            } else {
+                quiet++;
+                quiet_events += t[i]->n_valid;
+                quiet_open += !(t[i]->hdr.flags & RACE_FLAG_CLOSED);
+            }
             fflush(stdout);
+        }
+        if (quiet) {
+            block();
+            printf("race report: %zu other trace%s, without findings or damage: %llu events, %zu "
+                   "processes did not close (exec, or killed); race stats lists each\n",
+                   quiet, quiet == 1 ? "" : "s", quiet_events, quiet_open);
         }
         block();
         printf("%zu finding%s", findings, findings == 1 ? "" : "s");

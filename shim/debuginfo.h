@@ -119,6 +119,16 @@ int race_function_instances(const char *obj, const char *debug, const char *name
  * the shim reads its own memory). Returns 0, or -1 when ADDR is not in a loaded section. */
 int race_elf_read(const char *obj, uint64_t addr, void *buf, size_t len);
 
+/* dwarf_cache.c: race_function_instances' answers kept per (build-id, NAME) */
+
+/* The cached answer: its count (0: known to have none; WHY filled), or -2 when there is
+ * none to trust (not cached, stale, damaged, caching off). At most 32 instances. */
+int race_dwarf_cache_get(const uint8_t *id, size_t id_len, const char *name, struct race_instance *out, int max,
+                         char *why, size_t why_cap);
+/* Keeps an answer (N >= 0) made with the debug file DEBUG (NULL or "" if none). */
+void race_dwarf_cache_put(const uint8_t *id, size_t id_len, const char *name, const struct race_instance *in,
+                          int n, const char *debug, const char *why);
+
 /* debuginfo_x86.c: x86-64 only */
 
 /* Name of a DWARF register ("rcx"), or NULL. */

@@ -70,7 +70,7 @@ static int have_range(uint64_t lo, uint64_t hi)
     return 0;
 }
 
-static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
+size_t race_build_id(const struct dl_phdr_info *info, uint8_t *out)
 {
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -128,7 +128,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
             m->ts = race_now();
             m->gen = scan_gen;
             m->path_len = (uint16_t)plen;
-            m->build_id_len = (uint8_t)build_id(info, m->build_id);
+            m->build_id_len = (uint8_t)race_build_id(info, m->build_id);
             memcpy(m->path, path, plen);
             m->path[plen] = 0;
             __atomic_store_n(&m->commit, RACE_MOD_COMMIT, __ATOMIC_RELEASE);

@@ -125,6 +125,8 @@ void race_modules_init(struct race_hdr *h);
 int race_modules_known(const uint64_t *pc, uint32_t n);
 size_t race_modules_describe(uint64_t pc, char *buf, size_t cap);
 void race_modules_rescan(void);
+struct dl_phdr_info;
+size_t race_build_id(const struct dl_phdr_info *info, uint8_t *out); /* <= 32 bytes; 0: none */
 
 /* symbols.c: every function symbol of the loaded objects (start-up only: allocates) */
 void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_t hi, void *arg), void *arg);

@@ -35,6 +35,8 @@ static struct race_probe_rec *prec;
 struct obj {
     char path[512];
     uintptr_t bias;
+    uint8_t build_id[32];
+    size_t build_id_len;
 };
 static struct obj objs[128];
 static int nobjs;
@@ -64,6 +66,7 @@ static int collect(struct dl_phdr_info *info, size_t size, void *arg)
             self < info->dlpi_addr + p->p_vaddr + p->p_memsz)
             return 0;
     }
+    objs[nobjs].build_id_len = race_build_id(info, objs[nobjs].build_id);
     objs[nobjs++].bias = info->dlpi_addr;
     return 0;
 }
@@ -254,9 +257,16 @@ int race_watch_instances(const char *name,
     why[0] = 0;
     for (int o = 0; o < nobjs; o++) {
         char dbg[512], w[512];
-        int how = race_debug_file(objs[o].path, NULL, hands, dbg, sizeof(dbg), NULL, 0);
-        int n = race_function_instances(objs[o].path, how >= 0 ? dbg : NULL, name, inst, MAX_INSTANCES, w,
-                                        sizeof(w));
+        const struct obj *ob = &objs[o];
+        int n = race_dwarf_cache_get(ob->build_id, ob->build_id_len, name, inst, MAX_INSTANCES, w, sizeof(w));
+        if (n == -2) {
+            int how = race_debug_file(ob->path, NULL, hands, dbg, sizeof(dbg), NULL, 0);
+            n = race_function_instances(ob->path, how >= 0 ? dbg : NULL, name, inst, MAX_INSTANCES, w, sizeof(w));
+            /* -1 (unreadable) is not an answer worth keeping */
+            if (n >= 0)
+                race_dwarf_cache_put(ob->build_id, ob->build_id_len, name, inst, n,
+                                     how >= 0 && how != RACE_DEBUG_SELF && how != RACE_DEBUG_SYMTAB_ONLY ? dbg : NULL, w);
+        }
         if (n <= 0) {
             /* keep the reason of the object that looked most like the right one */
             if (w[0] && (!why[0] || strstr(objs[o].path, "libruby")))
@@ -307,7 +317,8 @@ void race_watch_init(struct race_hdr *h)
             n = race_ruby_ci_watch(why, sizeof(why));
         else
             n = race_watch_instances(s, plain_found, NULL, why, sizeof(why));
-        if (n <= 0)
+        /* The default watch in a program that is no Ruby at all has nothing to say. */
+        if (n <= 0 && !(race_ruby_state == RACE_RACTOR_NOT_RUBY && strcmp(list, "rb_vm_ci_lookup") == 0))
             race_notice("cannot watch ", s, ": ", why[0] ? why : "not found in any object loaded at start-up");
     }
 }

@@ -77,4 +77,26 @@ ge "ruby 3.4.5: inlined copies among them ($inl)" "$inl" 3
 ractors=$("$RACE" dump --json "$f" | ruby -rjson -e '
     r = {}; STDIN.each_line { |l| e = JSON.parse(l); r[e["ractor"]] = 1 if %w[enter hit].include?(e["kind"]) && e["ractor"].to_i > 0 }; puts r.size')
 ge "ruby 3.4.5: the probes fired from >= 3 Ractor ids" "$ractors" 3
+
+# The default watches rb_vm_ci_lookup; its DWARF answers are kept per build-id in
+# RACE_CACHE_DIR: the first process walks the DWARF and writes them, the next reads them
+# and installs the same probes; a damaged cache file is ignored and rewritten; "none"
+# writes nothing; an unusable cache directory changes nothing but the time.
+cache_run() { # DIR CACHE: probes, inlined, by the default configuration
+    mkdir -p "$1"; rm -f "$1"/race.*.trace
+    env LD_PRELOAD="$SHIM" RACE_DIR="$1" RACE_CACHE_DIR="$2" "$ruby34" -e 'puts 1' > /dev/null 2> "$1/err"
+    read -r n inl hits <<<"$(stats_of "$(one_trace "$1")")"; echo "$n $inl"; }
+first=$(cache_run "$T/k1" "$T/cache")
+eq "default configuration: rb_vm_ci_lookup watched (probes, inlined)" "$(cache_run "$T/k0" none)" "$first"
+ge "default configuration: >= 8 probes" "${first%% *}" 8
+ge "the first process wrote its answers to the cache" "$(ls "$T/cache/dwarf" | wc -l)" 1
+eq "the next process reads them: the same probes" "$(cache_run "$T/k2" "$T/cache")" "$first"
+for f in "$T"/cache/dwarf/*.inst; do printf 'garbage' | dd of="$f" bs=1 seek=1200 conv=notrunc status=none; done
+eq "damaged cache files: ignored, the same probes" "$(cache_run "$T/k3" "$T/cache")" "$first"
+eq "and rewritten: the next process reads good ones" "$(cache_run "$T/k4" "$T/cache")" "$first"
+for f in "$T"/cache/dwarf/*.inst; do truncate -s 100 "$f"; done
+eq "truncated cache files: ignored, the same probes" "$(cache_run "$T/k5" "$T/cache")" "$first"
+eq "RACE_CACHE_DIR=none: taken as off, not as a directory named none" "$(cache_run "$T/k6" none; ls -d none 2>/dev/null)" "$first"
+eq "an unusable cache directory: the same probes" "$(cache_run "$T/k7" /proc/race-no-cache)" "$first"
+eq "no notice from any of these runs" "$(cat "$T"/k?/err | grep -c '^race:')" 0
 finish
