@@ -33,6 +33,8 @@ interleaved, and writes the comparison to bench/results-peers.md.
   --ruby PATH     the Ruby (default: the Ruby 3.4.5 of scripts/build-ruby.sh, already built)
   --asan-ruby PATH  its AddressSanitizer build (default: scripts/build-ruby.sh asan's, already built)
   --shim PATH     measure this librace.so instead of shim/librace.so
+  --build REV     measure commit REV: librace.so and analyze/race built from `git archive REV`
+                  in the scratch directory (the working tree may hold others' unfinished work)
   --dir DIR       where the scratch directory is made (default: ${TMPDIR:-/tmp})
   --out FILE      results file (default bench/results-peers.md; '-' for none)
 EOF
@@ -43,11 +45,11 @@ note() { echo "peers: $*" >&2; }
 
 rounds=5 vg_rounds=3 work=500000 vg_work=40000 quick=0 out=bench/results-peers.md
 parent=${TMPDIR:-/tmp}
-ruby="" asan_ruby="" shim_src=""
+ruby="" asan_ruby="" shim_src="" build_rev=""
 argv_used="bench/peers.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
-    --rounds | --vg-rounds | --work | --vg-work | --ruby | --asan-ruby | --shim | --dir | --out)
+    --rounds | --vg-rounds | --work | --vg-work | --ruby | --asan-ruby | --shim | --build | --dir | --out)
         [ $# -ge 2 ] || { echo "peers: $1 needs a value (--help lists the options)" >&2; exit 2; }
         case $1 in
         --rounds) rounds=$2 ;;
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
         --ruby) ruby=$2 ;;
         --asan-ruby) asan_ruby=$2 ;;
         --shim) shim_src=$2 ;;
+        --build) build_rev=$2 ;;
         --dir) parent=$2 ;;
         --out) out=$2 ;;
         esac
@@ -99,12 +102,13 @@ for p in heaptrack valgrind timeout cc make; do
     command -v "$p" >/dev/null || die "$p is not installed (scripts/deps.sh installs what the project uses)"
 done
 /usr/bin/time -f %M true >/dev/null 2>&1 || die "GNU time (/usr/bin/time) is missing: install the 'time' package"
-if [ -z "$shim_src" ]; then
-    make -s shim/librace.so analyze/race >&2 || die "cannot build shim/librace.so and analyze/race"
-    shim_src=$root/shim/librace.so
+if [ -n "$shim_src" ] && [ -n "$build_rev" ]; then
+    echo "peers: --shim and --build name two different shims; give one" >&2
+    exit 2
 fi
-[ -f "$shim_src" ] || die "no shim at $shim_src"
-[ -x analyze/race ] || die "no analyze/race (make builds it)"
+if [ -n "$build_rev" ]; then
+    built=$(git rev-parse --short "$build_rev^{commit}" 2>/dev/null) || die "--build: no commit '$build_rev'"
+fi
 
 # Only the variables each tool's command names may reach the programs.
 for v in $(compgen -e | grep -E '^(RACE_|LD_PRELOAD$|ASAN_OPTIONS$|VALGRIND_OPTS$|RUBYOPT$|RUBYLIB$)' || true); do
@@ -116,6 +120,19 @@ ulimit -c 0 # aborting runs (race's default on a finding) must not leave core fi
 mkdir -p "$parent" || die "cannot make --dir $parent"
 work_dir=$(mktemp -d "$parent/race-peers.XXXXXX")
 trap 'rm -rf "$work_dir"' EXIT
+race_bin=$root/analyze/race
+if [ -n "$build_rev" ]; then
+    mkdir "$work_dir/src"
+    git archive "$built" | tar -x -C "$work_dir/src"
+    make -C "$work_dir/src" -s shim/librace.so analyze/race >&2 || die "cannot build $built from git archive"
+    shim_src=$work_dir/src/shim/librace.so
+    race_bin=$work_dir/src/analyze/race
+elif [ -z "$shim_src" ]; then
+    make -s shim/librace.so analyze/race >&2 || die "cannot build shim/librace.so and analyze/race"
+    shim_src=$root/shim/librace.so
+fi
+[ -f "$shim_src" ] || die "no shim at $shim_src"
+[ -x "$race_bin" ] || die "no $race_bin (make builds it)"
 shim=$work_dir/librace.so # a copy: a rebuild during the run cannot mix two builds
 cp "$shim_src" "$shim"
 shim_id=$(sha256sum "$shim" | cut -c1-12)
@@ -227,7 +244,7 @@ run_case() {
         local rep=0
         for t in "$trace_dir"/race.*.trace; do
             [ -f "$t" ] || continue
-            analyze/race report "$t" >/dev/null 2>&1 || rep=$((rep + 1))
+            "$race_bin" report "$t" >/dev/null 2>&1 || rep=$((rep + 1))
         done
         line+=" report=$rep"
         if [ "$wl" = bug ] && grep -q '==ERROR: race: heap-use-after-free' "$err" &&
@@ -518,7 +535,9 @@ emit "the ASan one, with ASAN_OPTIONS=detect_leaks=0)."
 # ---- Report ------------------------------------------------------------------------
 # The header: what was measured, where, and how to measure it again.
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ "$shim_src" != "$root/shim/librace.so" ]; then
+if [ -n "$build_rev" ]; then
+    measured="$built, built from \`git archive $built\` (working tree at $rev)"
+elif [ "$shim_src" != "$root/shim/librace.so" ]; then
     measured="$rev; measured librace.so: $shim_src"
 elif [ -n "$(git status --porcelain -- shim common 2>/dev/null)" ]; then
     measured="$rev (shim/ or common/ with uncommitted changes)"
