@@ -32,3 +32,24 @@ uint32_t race_arch_access_size(uint64_t pc)
             return ops[i].size / 8;
     return 0;
 }
+
+/* race_extable: pairs of PC-relative offsets written by race_arch_load (arch_x86.h). */
+struct extable_ent {
+    int32_t insn, fixup;
+};
+extern const struct extable_ent __start_race_extable[] __attribute__((visibility("hidden")));
+extern const struct extable_ent __stop_race_extable[] __attribute__((visibility("hidden")));
+
+int race_arch_fixup(void *uc)
+{
+    greg_t *g = ((ucontext_t *)uc)->uc_mcontext.gregs;
+    uintptr_t pc = (uintptr_t)g[REG_RIP];
+    for (const struct extable_ent *e = __start_race_extable; e < __stop_race_extable; e++) {
+        uintptr_t insn = (uintptr_t)&e->insn + (intptr_t)e->insn;
+        if (insn == pc) {
+            g[REG_RIP] = (greg_t)((uintptr_t)&e->fixup + (intptr_t)e->fixup);
+            return 1;
+        }
+    }
+    return 0;
+}

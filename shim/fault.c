@@ -13,6 +13,9 @@ int race_fault_handle(int sig, siginfo_t *si, void *uc)
 {
     if (sig != SIGSEGV && sig != SIGBUS)
         return 0;
+    /* the shim's own load of memory it does not own (arch_x86.h): not a finding */
+    if (race_arch_fixup(uc))
+        return 1;
     struct race_finding f;
     memset(&f, 0, sizeof(f));
     int open_guard = 0;

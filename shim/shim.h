@@ -10,6 +10,7 @@
 #include <x86intrin.h>
 
 #include "race_trace.h"
+#include "arch_x86.h"
 
 #define RACE_EXPORT __attribute__((visibility("default")))
 #define RACE_HIDDEN __attribute__((visibility("hidden")))
@@ -159,19 +160,18 @@ static inline uint32_t race_ractor_id(void)
         return 0; /* VM torn down: the ec may point at freed memory */
     uintptr_t tp;
     __asm__("mov %%fs:0, %0" : "=r"(tp));
-    /* Never follow a pointer into the guarded pool: a Ractor or thread struct freed
-     * into a guarded slot is PROT_NONE, and the fault would come from inside the shim
-     * (and again inside its fault handler). */
-    const uint8_t *ec = *(const uint8_t *const *)(tp + race_ec_tpoff);
-    if (!ec || race_pool_owns(ec))
+    /* The ec in TLS can be stale: a native thread Ruby 3.1 keeps for reuse still holds
+     * its last Ruby thread's ec, freed, whose memory now belongs to anything. So every
+     * hop is a load that may fault (arch_x86.h), and none follows a pointer into the
+     * guarded pool (PROT_NONE slots are findings, not misses). */
+    uint64_t ec = *(const uint64_t *)(tp + race_ec_tpoff), th, r, id;
+    if (!ec || race_pool_owns((void *)ec) || !race_arch_load((void *)(ec + race_ractor_off[0]), &th))
         return 0;
-    const uint8_t *th = *(const uint8_t *const *)(ec + race_ractor_off[0]);
-    if (!th || race_pool_owns(th))
+    if (!th || race_pool_owns((void *)th) || !race_arch_load((void *)(th + race_ractor_off[1]), &r))
         return 0;
-    const uint8_t *r = *(const uint8_t *const *)(th + race_ractor_off[1]);
-    if (!r || race_pool_owns(r))
+    if (!r || race_pool_owns((void *)r) || !race_arch_load((void *)(r + race_ractor_off[2]), &id))
         return 0;
-    return *(const uint32_t *)(r + race_ractor_off[2]);
+    return (uint32_t)id;
 }
 
 /* pool.c: the guarded sampling pool */

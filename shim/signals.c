@@ -123,8 +123,9 @@ void race_signals_init(void)
         return;
     pthread_key_create(&altstack_key, altstack_off);
     altstack_on();
-    take(SIGSEGV, 0);
-    take(SIGBUS, 0);
+    /* SA_NODEFER: a load in the handler itself may fault and must reach the fixup */
+    take(SIGSEGV, SA_NODEFER);
+    take(SIGBUS, SA_NODEFER);
     /* A breakpoint hit while SIGTRAP is blocked would kill the process: never defer it. */
     take(SIGTRAP, SA_NODEFER);
     /* The probe engine's handshake signal must not make a blocked read() fail. */
