@@ -5,6 +5,7 @@
  * slot is reused first. Owns the slot table and the sampling decision. The decision on
  * the allocation fast path is one per-thread countdown (shim.h); everything here is
  * the sampled slow path, which may make syscalls but never locks or allocates. */
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -327,6 +328,10 @@ void race_pool_free(void *p, unsigned entry)
     uint32_t st = SLOT_LIVE;
     if (s->addr != (uint64_t)(uintptr_t)p ||
         !__atomic_compare_exchange_n(&s->state, &st, SLOT_BUSY, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        /* Two frees at once: the other one is still writing who it is (its stack takes
+         * microseconds). Wait for it, boundedly, so the report can name the first free. */
+        for (int k = 0; st == SLOT_BUSY && k < 20000 && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_BUSY; k++)
+            sched_yield();
         bad_free(st == SLOT_FREED || st == SLOT_BUSY ? RACE_FIND_DOUBLE_FREE : RACE_FIND_INVALID_FREE,
                  (uint32_t)i, p);
         return;

@@ -2,6 +2,8 @@
  *   read|write  the main thread allocates (make_victim), thread F frees (free_victim),
  *               then thread U reads or writes through the stale pointer (use_victim);
  *   double      thread F frees twice;   invalid  thread F frees an interior pointer;
+ *   together    two threads free the block at the same moment (one is a double free,
+ *               reported while the other may still be inside its free);
  *   overflow    the main thread writes one byte past a 32-byte block (overflow_victim);
  *   slack       one byte past a 33-byte block (caught when the block is freed);
  *   loop        five times on the main thread: allocate, free, write (five findings, one group);
@@ -61,6 +63,16 @@ static void *freer(void *arg)
     return NULL;
 }
 
+static pthread_barrier_t both;
+
+static void *together(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&both);
+    free_victim(victim);
+    return NULL;
+}
+
 static void *user(void *arg)
 {
     (void)arg;
@@ -97,6 +109,15 @@ int main(int argc, char **argv)
     if (strcmp(mode, "invalid") == 0)
         victim += 8;
     pthread_t f, u;
+    if (strcmp(mode, "together") == 0) {
+        pthread_barrier_init(&both, NULL, 2);
+        pthread_create(&f, NULL, together, NULL);
+        pthread_create(&u, NULL, together, NULL);
+        pthread_join(f, NULL);
+        pthread_join(u, NULL);
+        printf("done\n");
+        return 0;
+    }
     pthread_create(&f, NULL, freer, NULL);
     pthread_join(f, NULL);
     if (strcmp(mode, "read") == 0 || strcmp(mode, "write") == 0 || strcmp(mode, "clean") == 0) {
