@@ -97,7 +97,10 @@ void race_ruby_init(void)
     dl_iterate_phdr(find_cb, &f);
     if (!f.hit) {
         set_state(RACE_RACTOR_NOT_RUBY);
-        race_notice("not a Ruby process (no ruby_current_ec): Ractor ids are 0", NULL, NULL, NULL);
+        /* Most processes are no Ruby (race run follows a shell and all it starts): the
+         * header says so for `race stats`; stderr hears it only when asked. */
+        if (race_opt.RACE_VERBOSE)
+            race_notice("not a Ruby process (no ruby_current_ec): Ractor ids are 0", NULL, NULL, NULL);
         return;
     }
     uint64_t v = 0, ec_off = 0, vmp = 0;
