@@ -22,6 +22,9 @@ enum {
 };
 
 #define RACE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+/* A stack whose first frame is the probed instruction itself (a watched function's
+ * entry, as the free of a GC-swept call-info is seen), not a return address. */
+#define RACE_PC_EXACT UINT64_MAX
 
 struct race_trace;
 

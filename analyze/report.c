@@ -65,6 +65,13 @@ static const char *watched_what(const char *name, size_t len)
 }
 
 /* "rb_vm_ci_lookup was handed a freed kwarg block" */
+/* The free of a GC-swept call-info was seen at rb_vm_ci_free's entry: its stack's first
+ * frame is that entry, not a return address. */
+static uint64_t free_pc_exact(const struct race_finding *f)
+{
+    return f->free_entry == RACE_ENTRY_RB_VM_CI_FREE ? RACE_PC_EXACT : 0;
+}
+
 static void text_stale_ci(const struct race_finding *f)
 {
     size_t len = watched_name(f->detail);
@@ -72,7 +79,14 @@ static void text_stale_ci(const struct race_finding *f)
         text_str(stdout, f->detail, len);
     else
         printf("a watched function");
-    printf(" was handed a freed %s", watched_what(f->detail, len));
+    if (strstr(f->detail, ": ci gone"))
+        printf(" was about to be handed the kwarg of a call-info whose slot the GC swept "
+               "(read from the caller's call data)");
+    else if (strstr(f->detail, ": no kwarg,"))
+        printf(" was handed a kwarg pointer to no kwarg block: the call-info it was read from is "
+               "gone (swept by the GC, its slot reused)");
+    else
+        printf(" was handed a freed %s", watched_what(f->detail, len));
 }
 
 /* The first frame with a function, for the SUMMARY line, as ASan does. */
@@ -149,7 +163,7 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
         if (f->ts >= f->free_ts)
             printf(" (%.3f ms before)", ms_of(t, f->ts) - ms_of(t, f->free_ts));
         printf(":\n");
-        stack_text(t, sym, f->free_stack, f->free_ts, 0, INDENT);
+        stack_text(t, sym, f->free_stack, f->free_ts, free_pc_exact(f), INDENT);
     }
     if (f->alloc_ts) {
         printf("\npreviously allocated by ");
@@ -174,7 +188,8 @@ static void json_who(const struct race_trace *t, struct race_sym *sym, const cha
     if (entry >= 0)
         printf(",\"entry\":\"%s\"", race_entry_name((unsigned)entry));
     printf(",\"stack_id\":%u,\"stack\":", stack);
-    const char *bad = stack_json((struct race_trace *)t, sym, stack, ts, 0);
+    const char *bad = stack_json((struct race_trace *)t, sym, stack, ts,
+                                 entry == RACE_ENTRY_RB_VM_CI_FREE ? RACE_PC_EXACT : 0);
     if (bad) {
         printf(",\"stack_error\":");
         json_cstr(stdout, bad);
@@ -312,7 +327,7 @@ static void key_stack(struct key *k, struct race_trace *t, struct race_sym *sym,
     }
     for (uint32_t i = 0; i < st.nframes; i++) {
         struct race_frame fr;
-        sym_frame(sym, st.pc[i], ts, i == 0 && fault_pc && st.pc[0] == fault_pc, &fr);
+        sym_frame(sym, st.pc[i], ts, i == 0 && fault_pc && (fault_pc == RACE_PC_EXACT || st.pc[0] == fault_pc), &fr);
         if (fr.func)
             key_add(k, fr.func, strlen(fr.func));
         if (fr.file) {
@@ -365,7 +380,7 @@ static struct member *group_findings(struct race_trace **t, struct race_sym **sy
             snprintf(head, sizeof head, "%u|", f->type);
             key_add(&key, head, strlen(head));
             key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc);
-            key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, 0);
+            key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, free_pc_exact(f));
             m[k++] = (struct member){.trace = i, .index = j, .key = key.s};
         }
     qsort(m, total, sizeof *m, by_key);

@@ -48,10 +48,11 @@ static void json_frame(const struct race_frame *f)
 }
 
 /* fault_pc: the faulting instruction when this is the stack of a fault (the unwinder
- * then starts at that very pc), 0 otherwise. */
+ * then starts at that very pc), RACE_PC_EXACT when the first frame is a probed
+ * instruction whatever it is, 0 otherwise (every frame a return address). */
 static bool exact(const struct race_stack *st, uint32_t i, uint64_t fault_pc)
 {
-    return i == 0 && fault_pc && st->pc[0] == fault_pc;
+    return i == 0 && fault_pc && (fault_pc == RACE_PC_EXACT || st->pc[0] == fault_pc);
 }
 
 void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,

@@ -69,7 +69,8 @@ enum race_entry {
     RACE_ENTRY_RUBY_XREALLOC2 = 8, /* ruby_xrealloc2 moved the block */
     RACE_ENTRY_RUBY_SIZED_XREALLOC = 9,
     RACE_ENTRY_RUBY_SIZED_XREALLOC2 = 10,
-    RACE_ENTRY_MAX = 10,
+    RACE_ENTRY_RB_VM_CI_FREE = 11, /* a GC sweep freed a call-info's slot (watched Ruby 3.4) */
+    RACE_ENTRY_MAX = 11,
 };
 
 /* Section table entry. All offsets are from the start of the file. */
@@ -377,7 +378,7 @@ static inline const char *race_entry_name(unsigned e)
     static const char *const names[] = {
         "?", "free", "realloc", "realloc(0)", "reallocarray", "ruby_xfree",
         "ruby_sized_xfree", "ruby_xrealloc", "ruby_xrealloc2", "ruby_sized_xrealloc",
-        "ruby_sized_xrealloc2",
+        "ruby_sized_xrealloc2", "rb_vm_ci_free (GC sweep)",
     };
     return e <= RACE_ENTRY_MAX ? names[e] : "?";
 }

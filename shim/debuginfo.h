@@ -142,4 +142,11 @@ int race_dwarf_to_greg(int reg);
 int race_find_mem_inc(const uint8_t *code, uint64_t addr, uint64_t end, int disp,
                       int *base_reg, uint64_t *insn_addr);
 
+/* Looking back from the instruction at AT (CODE holds [ADDR, AT)), for the last one
+ * that writes DWARF register REG: when it is a 64-bit load of [base + DISP], sets
+ * *BASE_REG and *INSN_ADDR and returns 1; 0 when it is anything else, when a call or
+ * return comes first, or when the instructions before AT cannot be told apart. */
+int race_find_load_def(const uint8_t *code, uint64_t addr, uint64_t at, int reg, int disp, int *base_reg,
+                       uint64_t *insn_addr);
+
 #endif

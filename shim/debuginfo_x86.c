@@ -1,6 +1,6 @@
 /* debuginfo_x86.c - the x86-64 half of debuginfo: DWARF register numbers to names and to
- * ucontext gregs[] slots, and finding an increment of [reg + disp] in machine code with
- * Zydis (never by hand-written opcode tables). Allocates nothing and takes no lock, but
+ * ucontext gregs[] slots, and finding in machine code, with Zydis (never by hand-written
+ * opcode tables), an increment of [reg + disp] and the load that fed its register. Allocates nothing and takes no lock, but
  * it is written for start-up use; the mapping helpers are safe anywhere. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* REG_RAX and friends */
@@ -76,6 +76,77 @@ int race_find_mem_inc(const uint8_t *code, uint64_t addr, uint64_t end, int disp
             continue;
         *base_reg = reg;
         *insn_addr = at;
+        return 1;
+    }
+    return 0;
+}
+
+/* Decodes [from, to) and says whether the instructions tile it exactly (each decodes,
+ * the last ends at `to`); fills the start of each in starts[] (at most cap). */
+static int tiles(ZydisDecoder *dec, const uint8_t *code, uint64_t from, uint64_t to, uint64_t *starts, int cap,
+                 int *n)
+{
+    ZydisDecodedInstruction ins;
+    *n = 0;
+    for (uint64_t pc = from; pc < to;) {
+        if (ZYAN_FAILED(ZydisDecoderDecodeInstruction(dec, NULL, code + (pc - from), (ZyanUSize)(to - pc), &ins)) ||
+            *n >= cap)
+            return 0;
+        starts[(*n)++] = pc;
+        pc += ins.length;
+        if (pc > to)
+            return 0;
+    }
+    return 1;
+}
+
+int race_find_load_def(const uint8_t *code, uint64_t addr, uint64_t at, int reg, int disp, int *base_reg,
+                       uint64_t *insn_addr)
+{
+    ZydisDecoder dec;
+    if (!code || at <= addr || reg < 0 ||
+        ZYAN_FAILED(ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)))
+        return 0;
+    /* Instruction boundaries before `at` are not known: take the farthest start that
+     * decodes into instructions ending exactly at `at`. x86 decoding falls into step
+     * within a few instructions, so the tail of a long tiling is the real code. */
+    uint64_t starts[96];
+    int n = 0, found_tiling = 0;
+    for (uint64_t from = at - 160 < addr ? addr : at - 160; from + 16 < at; from++)
+        if (tiles(&dec, code + (from - addr), from, at, starts, 96, &n) && n >= 8) {
+            found_tiling = 1;
+            break;
+        }
+    if (!found_tiling)
+        return 0;
+    /* The last instruction before `at` that writes reg: it must be the load. */
+    for (int i = n - 1; i >= 0; i--) {
+        ZydisDecodedInstruction ins;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        if (ZYAN_FAILED(ZydisDecoderDecodeFull(&dec, code + (starts[i] - addr), (ZyanUSize)(at - starts[i]), &ins, ops)))
+            return 0;
+        int writes = 0;
+        for (unsigned k = 0; k < ins.operand_count; k++)
+            if (ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER && (ops[k].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) &&
+                zydis_to_dwarf(ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, ops[k].reg.value)) == reg)
+                writes = 1;
+        /* code before a call, return or jump does not flow straight into `at` */
+        if (ins.meta.category == ZYDIS_CATEGORY_CALL || ins.meta.category == ZYDIS_CATEGORY_RET ||
+            ins.meta.category == ZYDIS_CATEGORY_UNCOND_BR)
+            return 0;
+        if (!writes)
+            continue;
+        if (ins.mnemonic != ZYDIS_MNEMONIC_MOV || ins.operand_count_visible != 2 ||
+            ops[0].type != ZYDIS_OPERAND_TYPE_REGISTER || ops[0].size != 64 ||
+            ops[1].type != ZYDIS_OPERAND_TYPE_MEMORY || ops[1].mem.index != ZYDIS_REGISTER_NONE ||
+            ops[1].mem.disp.value != disp || ops[1].mem.segment == ZYDIS_REGISTER_FS ||
+            ops[1].mem.segment == ZYDIS_REGISTER_GS)
+            return 0;
+        int b = zydis_to_dwarf(ops[1].mem.base);
+        if (b < 0)
+            return 0;
+        *base_reg = b;
+        *insn_addr = starts[i];
         return 1;
     }
     return 0;

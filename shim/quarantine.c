@@ -3,7 +3,9 @@
  * inside a freed block, and which free?" in O(1). Owns the FIFO (a ring of entries,
  * oldest out first; a block whose poison changed meanwhile is a write-after-free
  * finding) and the index (8-way buckets keyed by 128-byte granule, one cache line
- * each, entries inserted and removed with CAS: no tombstones, no lock). An entry's gen word is
+ * each, entries inserted and removed with CAS: no tombstones, no lock). It also takes
+ * notes of frees it does not hold (a GC-swept slot of Ruby's heap: FOREIGN entries,
+ * never released, never answered for by race_address_is_freed). An entry's gen word is
  * its seqlock: fields are written only while gen is 0, and readers check gen before
  * and after. Never blocks; a full bucket only leaves a block unindexed (counted). */
 #include <string.h>
@@ -30,6 +32,8 @@ struct qentry {
     uint32_t tid, ractor, stack, entry; /* entry | KEPT_INTACT: not poisoned, not checked */
 };
 #define KEPT_INTACT 0x80000000u
+#define FOREIGN 0x40000000u /* not ours to hold or release: a GC heap slot's free, noted */
+#define ENTRY_BITS (KEPT_INTACT | FOREIGN)
 
 static struct qentry *ring;
 static uint64_t *index_;
@@ -77,6 +81,8 @@ void race_quarantine_ensure(void)
     setup();
 }
 
+static void put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack);
+
 static inline uint64_t *bucket(uint64_t granule)
 {
     uint64_t h = granule * 0x9e3779b97f4a7c15ull;
@@ -121,6 +127,8 @@ static void evict(uint64_t pos, uint64_t addr, uint64_t size, const struct qentr
     index_block(addr, size, pos, 0);
     __atomic_fetch_sub(&bytes, size, __ATOMIC_RELAXED);
     const uint8_t *p = (const uint8_t *)(uintptr_t)addr;
+    if (copy->entry & FOREIGN)
+        return; /* only a note: the memory was never ours */
     uint64_t n = (copy->entry & KEPT_INTACT) ? 0 : size < POISON_MAX ? size : POISON_MAX;
     for (uint64_t i = 0; i < n; i++) {
         if (p[i] != POISON) {
@@ -141,7 +149,7 @@ static void evict(uint64_t pos, uint64_t addr, uint64_t size, const struct qentr
             f.free_tid = copy->tid;
             f.free_ractor = copy->ractor;
             f.free_stack = copy->stack;
-            f.free_entry = (uint8_t)(copy->entry & ~KEPT_INTACT);
+            f.free_entry = (uint8_t)(copy->entry & ~ENTRY_BITS);
             f.free_seq = copy->seq;
             race_strlcpy(f.detail, "noticed when the block left the quarantine", sizeof(f.detail));
             __atomic_fetch_add(&write_after_free, 1, __ATOMIC_RELAXED);
@@ -170,8 +178,22 @@ static int take(uint64_t pos)
  * freed, and wants the program to go on exactly as it would have). */
 void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack, int poison)
 {
+    put(p, size, entry | (poison ? 0 : KEPT_INTACT), seq, stack);
+}
+
+/* A free of memory the allocator below us does not own (a slot of Ruby's object heap
+ * swept by its GC): its record only, findable by race_quarantine_find_foreign. */
+void race_quarantine_note(const void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack)
+{
+    put((void *)(uintptr_t)p, size, entry | FOREIGN | KEPT_INTACT, seq, stack);
+}
+
+static void put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack)
+{
+    int poison = !(entry & KEPT_INTACT);
     if (!ring) {
-        real_release(p);
+        if (!(entry & FOREIGN))
+            real_release(p);
         return;
     }
     uint64_t pos = __atomic_fetch_add(&head, 1, __ATOMIC_RELAXED);
@@ -180,7 +202,8 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
     if (pos >= cap)
         take(pos - cap);
     if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) != 0) {
-        real_release(p); /* its place is still being written or read: skip quarantining */
+        if (!(entry & FOREIGN))
+            real_release(p); /* its place is still being written or read: skip quarantining */
         return;
     }
     if (poison)
@@ -193,7 +216,7 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
     e->tid = race_tid(t);
     e->ractor = race_ractor_id();
     e->stack = stack;
-    e->entry = entry | (poison ? 0 : KEPT_INTACT);
+    e->entry = entry;
     __atomic_store_n(&e->gen, pos + 1, __ATOMIC_RELEASE);
     index_block(e->addr, size, pos, 1);
     /* Over budget: the oldest go back to libc. */
@@ -209,7 +232,7 @@ void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, u
 }
 
 /* Is addr inside a quarantined block? Fills the block and its free into f. */
-static int find_in(uint64_t gr, uintptr_t addr, struct race_finding *f)
+static int find_in(uint64_t gr, uintptr_t addr, struct race_finding *f, int foreign)
 {
     uint64_t *b = bucket(gr);
     for (unsigned w = 0; w < WAYS; w++) {
@@ -226,7 +249,7 @@ static int find_in(uint64_t gr, uintptr_t addr, struct race_finding *f)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&e->gen, __ATOMIC_RELAXED) != g)
             continue;
-        if (addr < c.addr || addr >= c.addr + (c.size ? c.size : 1))
+        if (addr < c.addr || addr >= c.addr + (c.size ? c.size : 1) || !(c.entry & FOREIGN) != !foreign)
             continue;
         f->block_addr = c.addr;
         f->block_size = c.size;
@@ -234,7 +257,7 @@ static int find_in(uint64_t gr, uintptr_t addr, struct race_finding *f)
         f->free_tid = c.tid;
         f->free_ractor = c.ractor;
         f->free_stack = c.stack;
-        f->free_entry = (uint8_t)(c.entry & ~KEPT_INTACT);
+        f->free_entry = (uint8_t)(c.entry & ~ENTRY_BITS);
         f->free_seq = c.seq;
         f->slot = UINT32_MAX;
         return 1;
@@ -248,7 +271,16 @@ int race_quarantine_find(uintptr_t addr, struct race_finding *f)
     if (!ring)
         return 0;
     uint64_t gr = addr >> GRANULE_SHIFT, pg = (addr & ~(uintptr_t)4095) >> GRANULE_SHIFT;
-    return find_in(gr, addr, f) || (pg != gr && find_in(pg, addr, f));
+    return find_in(gr, addr, f, 0) || (pg != gr && find_in(pg, addr, f, 0));
+}
+
+/* The most recent noted free of a foreign slot holding addr. A slot is reused without
+ * our knowing, so this says what was freed there last, not that it is free now. */
+int race_quarantine_find_foreign(uintptr_t addr, struct race_finding *f)
+{
+    if (!ring)
+        return 0;
+    return find_in(addr >> GRANULE_SHIFT, addr, f, 1);
 }
 
 /* The public query, for programs and tests: 1 when addr is inside a quarantined

@@ -15,16 +15,19 @@
 
 /* Offsets: ec->thread_ptr, thread->ractor, ractor->pub.id; thread->vm,
  * vm->ractor.main_ractor. Sources: ../shared/ruby-internals.md (3.1.7 checked with a
- * C extension, 3.3.8 with offsetof, 3.4.5 with ptype /o, 4.0.0 from its DWARF). */
+ * C extension, 3.3.8 with offsetof, 3.4.5 with ptype /o, 4.0.0 from its DWARF).
+ * imemo_callinfo: the imemo type number of a call-info (flags bits 12-15), 0 where not
+ * checked against that version's internal/imemo.h (3.4.5's says 11). */
 static const struct ruby_layout {
     int major, minor;
     uint32_t off[4];
     uint32_t th_vm, vm_main_ractor;
+    uint32_t imemo_callinfo;
 } layouts[] = {
-    {3, 1, {48, 24, 8, 0}, 32, 32},
-    {3, 3, {48, 24, 8, 0}, 32, 32},
-    {3, 4, {48, 24, 8, 0}, 32, 32},
-    {4, 0, {48, 24, 8, 0}, 32, 32},
+    {3, 1, {48, 24, 8, 0}, 32, 32, 0},
+    {3, 3, {48, 24, 8, 0}, 32, 32, 0},
+    {3, 4, {48, 24, 8, 0}, 32, 32, 11},
+    {4, 0, {48, 24, 8, 0}, 32, 32, 0},
 };
 
 int race_ruby_state = RACE_RACTOR_UNKNOWN;
@@ -155,6 +158,12 @@ void race_ruby_init(void)
 int race_ruby_has_ci_table(void)
 {
     return layout && (layout->major > 3 || (layout->major == 3 && layout->minor >= 3));
+}
+
+/* The imemo type number of a call-info in this Ruby, 0 if not known. */
+int race_ruby_imemo_callinfo(void)
+{
+    return layout ? (int)layout->imemo_callinfo : 0;
 }
 
 void race_ruby_header(struct race_hdr *h)

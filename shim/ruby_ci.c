@@ -21,7 +21,9 @@
 #define CI_KWARG_OFF 8 /* rb_callinfo.kwarg: 8 in 3.1, 3.3, 3.4 and 4.0 */
 
 int race_ruby_ci_active;   /* the Ruby check is installed: kwarg-shaped frees are kept */
-static uint64_t hits, stale, kept;
+static uint64_t hits, stale, kept, ci_frees;
+static int shape_reported, slot_reported;
+static int imemo_callinfo; /* this Ruby's imemo type of a call-info; 0: no slot checks */
 
 void race_ruby_ci_kept(void)
 {
@@ -90,18 +92,182 @@ static void stale_found(const struct race_regs *r, struct race_watch_probe *p, u
     race_finding_report(f, NULL);
 }
 
+/* A finding's detail is short (64 bytes): "rb_vm_ci_lookup@<the function its copy is
+ * inlined into>", then why. Returns the length written. */
+static size_t detail_where(struct race_watch_probe *p, char *d, size_t cap)
+{
+    const char *chain = race_watch_chain(p), *into = chain, *a;
+    while ((a = strstr(into, " <- ")))
+        into = a + 4;
+    size_t k = race_strlcpy(d, "rb_vm_ci_lookup", cap);
+    if (into != chain) {
+        d[k++] = '@';
+        for (const char *c = into; *c && *c != ':' && k + 24 < cap; c++)
+            d[k++] = *c;
+        d[k] = 0;
+    }
+    return k;
+}
+
+/* A call-info slot found swept: the access is the read of its kwarg field. */
+static void stale_slot(const struct race_regs *r, uint64_t ci, struct race_finding *f, const char *detail)
+{
+    struct race_tls *t = &race_tls;
+    __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
+    f->type = RACE_FIND_STALE_CI;
+    f->access = RACE_ACCESS_READ;
+    f->access_size = 8;
+    f->addr = ci + CI_KWARG_OFF;
+    f->pc = r->rip;
+    f->tid = race_tid(t);
+    f->ractor = race_ractor_id();
+    f->ts = race_now();
+    f->stack = stack_of(r);
+    race_strlcpy(f->detail, detail, sizeof(f->detail));
+    race_finding_report(f, NULL);
+}
+
 /* A references++ site (or, outside Ruby, an entry where DWARF says kwarg is): the
  * register holds the kwarg block about to be touched. */
+static int check_freed(const struct race_regs *r, struct race_watch_probe *p, uint64_t kw)
+{
+    struct race_finding f;
+    memset(&f, 0, sizeof(f));
+    if (!race_quarantine_find((uintptr_t)kw, &f))
+        return 0;
+    stale_found(r, p, kw + (uint64_t)race_watch_disp(p), &f);
+    return 1;
+}
+
 static void check(const struct race_regs *r, struct race_watch_probe *p)
 {
     uint64_t kw = race_watch_reg(r, race_watch_regno(p));
     __atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
-    if (!kw)
+    if (kw)
+        check_freed(r, p, kw);
+}
+
+/* In a Ruby of a known layout a live kwarg block always has its shape: keyword_len from
+ * 1 on and Symbols for keywords (static: low byte 0x0c; dynamic: an aligned object).
+ * Read with loads that may fault: the pointer may come from memory that is anything
+ * now. Returns 1 shaped, 0 not (keyword_len in *len, or -1 if unreadable). */
+static int kwarg_live_shape(uint64_t kw, int64_t *len)
+{
+    uint64_t head, key;
+    *len = -1;
+    if ((kw & 7) || !race_arch_load((const void *)(uintptr_t)kw, &head))
+        return 0;
+    int32_t n = (int32_t)(uint32_t)head;
+    *len = n;
+    if (n < 1 || n > 4096)
+        return 0;
+    for (int32_t i = 0; i < n && i < 4; i++) {
+        if (!race_arch_load((const void *)(uintptr_t)(kw + 8 + 8 * (uint64_t)i), &key))
+            return 0;
+        if (!((key & 0xff) == 0x0c || (key && (key & 7) == 0)))
+            return 0;
+    }
+    return 1;
+}
+
+/* The Ruby check: a freed kwarg block (kept, so the free is known), or a pointer that is
+ * no kwarg block at all: then the call-info it was read from is gone (swept by the GC
+ * and its slot reused) and the lookup is about to increment whatever lives there. */
+static void check_ruby(const struct race_regs *r, struct race_watch_probe *p)
+{
+    uint64_t kw = race_watch_reg(r, race_watch_regno(p));
+    __atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
+    if (!kw || check_freed(r, p, kw))
+        return;
+    int64_t n;
+    if (kwarg_live_shape(kw, &n))
+        return;
+    /* A finding per probe is enough: the process is about to corrupt memory anyway. */
+    if (__atomic_exchange_n(&shape_reported, 1, __ATOMIC_RELAXED))
         return;
     struct race_finding f;
     memset(&f, 0, sizeof(f));
-    if (race_quarantine_find((uintptr_t)kw, &f))
-        stale_found(r, p, kw + (uint64_t)race_watch_disp(p), &f);
+    char d[sizeof(f.detail)], num[24]; /* "rb_vm_ci_lookup@vm_search_super_method: no kwarg, len 123" */
+    size_t k = detail_where(p, d, sizeof(d));
+    if (n < 0) {
+        race_strlcpy(d + k, ": no kwarg, unreadable", sizeof(d) - k);
+    } else {
+        k += race_strlcpy(d + k, ": no kwarg, len ", sizeof(d) - k);
+        if (n > 99999)
+            race_strlcpy(d + k, ">99999", sizeof(d) - k);
+        else {
+            race_fmt_u64(num, (uint64_t)n);
+            race_strlcpy(d + k, num, sizeof(d) - k);
+        }
+    }
+    __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
+    struct race_tls *t = &race_tls;
+    f.type = RACE_FIND_STALE_CI;
+    f.access = RACE_ACCESS_READ;
+    f.access_size = 4;
+    f.addr = kw + (uint64_t)race_watch_disp(p);
+    f.pc = r->rip;
+    f.tid = race_tid(t);
+    f.ractor = race_ractor_id();
+    f.ts = race_now();
+    f.stack = stack_of(r);
+    race_strlcpy(f.detail, d, sizeof(f.detail));
+    race_finding_report(&f, NULL);
+}
+
+/* The load of ci->kwarg that feeds a references++ site (found in the code before it):
+ * the register holds the call-info itself, read from the caller's call data. A slot the
+ * GC swept is T_NONE (flags 0) or, reused, another type: either way the call data
+ * still points at a call-info that is gone. The record of the sweep that freed the
+ * slot, when the watch of rb_vm_ci_free saw it, says who and when. */
+static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
+{
+    uint64_t ci = race_watch_reg(r, race_watch_regno(p)), flags;
+    __atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
+    if (!ci || (ci & 7))
+        return; /* packed call-infos are not objects */
+    int readable = race_arch_load((const void *)(uintptr_t)ci, &flags);
+    if (readable && (flags & 0x1f) == 0x1a /* T_IMEMO */ && (int)((flags >> 12) & 0xf) == imemo_callinfo)
+        return;
+    if (__atomic_exchange_n(&slot_reported, 1, __ATOMIC_RELAXED))
+        return;
+    struct race_finding f;
+    memset(&f, 0, sizeof(f));
+    if (race_quarantine_find_foreign((uintptr_t)ci, &f) == 0) {
+        f.block_addr = ci;
+        f.block_size = 40;
+    }
+    char d[sizeof(f.detail)];
+    size_t k = detail_where(p, d, sizeof(d));
+    if (!readable) {
+        race_strlcpy(d + k, ": ci gone, unreadable", sizeof(d) - k);
+    } else {
+        k += race_strlcpy(d + k, ": ci gone, flags 0x", sizeof(d) - k);
+        static const char hx[] = "0123456789abcdef";
+        int started = 0;
+        for (int sh = 60; sh >= 0 && k + 1 < sizeof(d); sh -= 4) {
+            int v = (int)((flags >> sh) & 0xf);
+            if (v || started || sh == 0) {
+                d[k++] = hx[v];
+                started = 1;
+            }
+        }
+        d[k] = 0;
+    }
+    stale_slot(r, ci, &f, d);
+}
+
+/* A GC sweep frees a call-info (rb_vm_ci_free, called for each swept one under the VM
+ * lock): a FREE event for its slot, and a note the slot check can find. */
+static void on_ci_free(const struct race_regs *r, struct race_watch_probe *p)
+{
+    uint64_t ci = race_watch_reg(r, race_watch_regno(p));
+    if (!ci || (ci & 7))
+        return;
+    uint32_t stack = stack_of(r);
+    uint64_t seq = race_record_event(RACE_EV_FREE, RACE_ENTRY_RB_VM_CI_FREE, 0, (void *)(uintptr_t)ci, 40, 0, stack);
+    race_quarantine_note((const void *)(uintptr_t)ci, 40, RACE_ENTRY_RB_VM_CI_FREE, seq, stack);
+    __atomic_fetch_add(&ci_frees, 1, __ATOMIC_RELAXED);
 }
 
 /* The call-info table's hash and compare functions (called through its st_hash_type,
@@ -169,7 +335,20 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
             race_strlcpy(d + k, race_dwarf_reg_name(reg) ? race_dwarf_reg_name(reg) : "?", sizeof(d) - k);
             struct race_watch_probe *p = race_watch_install(name, RACE_PROBER_CHECK, oi->index, at, 0, 0, d);
             if (p)
-                race_watch_set_check(p, race_dwarf_to_greg(reg), KW_REFS_OFF, check);
+                race_watch_set_check(p, race_dwarf_to_greg(reg), KW_REFS_OFF, check_ruby);
+            /* Where the kwarg came from: a load of ci->kwarg just before, in the caller's
+             * code (the super path reads cd->ci's kwarg there). */
+            uint64_t def;
+            int base;
+            if (imemo_callinfo && at - 160 > a - 4096 &&
+                race_find_load_def((const uint8_t *)(uintptr_t)(at - 160), at - 160, at, reg, CI_KWARG_OFF, &base, &def)) {
+                k = race_strlcpy(d, in->chain, sizeof(d));
+                k += race_strlcpy(d + k, ": the call-info its kwarg comes from, in ", sizeof(d) - k);
+                race_strlcpy(d + k, race_dwarf_reg_name(base) ? race_dwarf_reg_name(base) : "?", sizeof(d) - k);
+                struct race_watch_probe *q = race_watch_install(name, RACE_PROBER_CHECK, oi->index, def, 0, 0, d);
+                if (q)
+                    race_watch_set_check(q, race_dwarf_to_greg(base), 0, check_ci_slot);
+            }
             break;
         }
         return;
@@ -182,8 +361,22 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
         race_watch_set_check(entry, race_dwarf_to_greg(reg), 0, check);
 }
 
+static void found_ci_free(const char *name, const struct obj_instance *oi, void *arg)
+{
+    const struct race_instance *in = oi->in;
+    (void)arg;
+    if (in->inlined)
+        return; /* gc.c calls it across files: the out-of-line one is all there is */
+    uint64_t lo = oi->bias + in->range[0].lo, size = in->range[0].hi - in->range[0].lo;
+    struct race_watch_probe *p = race_watch_install(name, RACE_PROBER_CHECK, oi->index, oi->bias + in->entry, lo,
+                                                    size, "rb_vm_ci_free (GC sweep): the call-info slot freed");
+    if (p)
+        race_watch_set_check(p, race_dwarf_to_greg(5 /* rdi: the first argument */), 0, on_ci_free);
+}
+
 int race_ruby_ci_watch(char *why, size_t why_cap)
 {
+    imemo_callinfo = race_ruby_ci_wanted() ? race_ruby_imemo_callinfo() : 0;
     struct ci_ctx c = {.ruby = race_ruby_ci_wanted(), .count = 0};
     int n = race_watch_instances("rb_vm_ci_lookup", found, &c, why, why_cap);
     if (c.ruby && n > 0) {
@@ -191,6 +384,8 @@ int race_ruby_ci_watch(char *why, size_t why_cap)
         int t = 0;
         race_watch_instances("vm_ci_hash", found_table_fn, &t, w, sizeof(w));
         race_watch_instances("vm_ci_hash_cmp", found_table_fn, &t, w, sizeof(w));
+        if (imemo_callinfo)
+            race_watch_instances("rb_vm_ci_free", found_ci_free, NULL, w, sizeof(w));
         race_quarantine_ensure();
         race_ruby_ci_active = 1;
     }
@@ -208,9 +403,13 @@ void race_ruby_ci_summary(void)
     race_fmt_u64(c, __atomic_load_n(&stale, __ATOMIC_RELAXED));
     char line[160];
     size_t k = race_strlcpy(line, a, sizeof(line));
-    k += race_strlcpy(line + k, " kwarg checks, ", sizeof(line) - k);
+    k += race_strlcpy(line + k, " checks, ", sizeof(line) - k);
     k += race_strlcpy(line + k, b, sizeof(line) - k);
     k += race_strlcpy(line + k, " kwarg blocks kept after their free, ", sizeof(line) - k);
+    char d4[24];
+    race_fmt_u64(d4, __atomic_load_n(&ci_frees, __ATOMIC_RELAXED));
+    k += race_strlcpy(line + k, d4, sizeof(line) - k);
+    k += race_strlcpy(line + k, " call-info slots swept, ", sizeof(line) - k);
     k += race_strlcpy(line + k, c, sizeof(line) - k);
     race_strlcpy(line + k, " stale", sizeof(line) - k);
     race_notice("rb_vm_ci_lookup: ", line, NULL, NULL);

@@ -135,6 +135,7 @@ void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_
 /* ruby.c */
 void race_ruby_init(void);
 int race_ruby_has_ci_table(void);
+int race_ruby_imemo_callinfo(void);
 int race_ruby_kwarg_shaped(const void *p, size_t usable);
 extern int race_ruby_ci_active;
 void race_ruby_ci_kept(void);
@@ -201,6 +202,8 @@ void race_quarantine_init(void);
 void race_quarantine_ensure(void);
 void race_quarantine_put(void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack, int poison);
 int race_quarantine_find(uintptr_t addr, struct race_finding *f);
+void race_quarantine_note(const void *p, uint64_t size, unsigned entry, uint64_t seq, uint32_t stack);
+int race_quarantine_find_foreign(uintptr_t addr, struct race_finding *f);
 
 /* findings.c: findings into their own section, and the immediate stderr report */
 void race_findings_init(struct race_hdr *h);
