@@ -36,6 +36,9 @@ typedef void (*race_probe_cb)(const struct race_regs *regs, int event, void *arg
  * threads run the function; never call it (or race_probe_break) from a callback.
  * Probes are permanent: there is no removal. */
 int race_probe_hook(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why);
+/* The same hook with ENTER only: the return address is not replaced, so no EXIT and
+ * no shadow stack (a check at a function's entry, for a fraction of a breakpoint's cost). */
+int race_probe_hook_entry(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why);
 
 /* Breakpoint probe (int3) at an instruction boundary: HIT events. For inlined copies of a
  * function, or where race_probe_hook refused. fn/fn_size name the function holding addr

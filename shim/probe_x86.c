@@ -60,6 +60,7 @@ struct probe {
     uint16_t ret_pop;    /* emulated ret imm16 */
     uint8_t kind, len, emul, cc, ecx, far, n;
     uint8_t retired;     /* placing it failed: late traps still resume, callbacks stop */
+    uint8_t entry_only;  /* hook: ENTER only, the return address is left alone (no EXIT) */
     uint8_t old_off[MAX_INSNS], new_off[MAX_INSNS]; /* instruction starts: original -> relocated */
     uint8_t orig[32];
 };
@@ -312,7 +313,8 @@ HIDDEN uint64_t race_probe_on_enter(struct thunk_frame *f)
         return pr->reloc;
     COUNT(enter);
     pr->cb(r, RACE_PROBE_ENTER, pr->arg);
-    shadow_push(pr, r->rsp);
+    if (!pr->entry_only)
+        shadow_push(pr, r->rsp);
     return pr->reloc;
 }
 
@@ -1416,7 +1418,8 @@ static void probe_publish(void)
     __atomic_store_n(&nprobes, nprobes + 1, __ATOMIC_RELEASE);
 }
 
-static const char *hook_locked(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, int *far_out)
+static const char *hook_locked(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, int *far_out,
+                               int entry_only)
 {
     static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
     const char *why;
@@ -1520,6 +1523,7 @@ static const char *hook_locked(uintptr_t fn, size_t fn_size, race_probe_cb cb, v
     }
     code_trim(slot, bound, e.len);
     pr->kind = K_HOOK;
+    pr->entry_only = (uint8_t)entry_only;
     pr->addr = p;
     pr->fn = fn;
     pr->stub = slot + 16;
@@ -1687,11 +1691,11 @@ static int finish(const char *w, const char **why)
     return 0;
 }
 
-int race_probe_hook(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why)
+static int hook(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why, int entry_only)
 {
     int far = 0;
     pthread_mutex_lock(&install_lock);
-    const char *w = hook_locked(fn, fn_size, cb, arg, &far);
+    const char *w = hook_locked(fn, fn_size, cb, arg, &far, entry_only);
     pthread_mutex_unlock(&install_lock);
     if (!w) {
         COUNT(hooks);
@@ -1699,6 +1703,16 @@ int race_probe_hook(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, c
             COUNT(hooks_far);
     }
     return finish(w, why);
+}
+
+int race_probe_hook(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why)
+{
+    return hook(fn, fn_size, cb, arg, why, 0);
+}
+
+int race_probe_hook_entry(uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why)
+{
+    return hook(fn, fn_size, cb, arg, why, 1);
 }
 
 int race_probe_break(uintptr_t addr, uintptr_t fn, size_t fn_size, race_probe_cb cb, void *arg, const char **why)

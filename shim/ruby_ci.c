@@ -322,6 +322,12 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
         race_watch_install(name, in->inlined ? RACE_PROBER_INLINE : RACE_PROBER_ENTRY, oi->index,
                            oi->bias + in->entry, in->inlined ? 0 : lo, in->inlined ? 0 : size, in->chain);
     c->count++;
+    if (c->ruby && !in->inlined && entry && in->nparams >= 4 && in->param[3].abi_reg >= 0) {
+        /* Out of line, kwarg arrives in its ABI register: the entry hook checks it, for a
+         * fraction of what a breakpoint on the references++ a few instructions on costs. */
+        race_watch_set_check(entry, race_dwarf_to_greg(in->param[3].abi_reg), KW_REFS_OFF, check_ruby);
+        return;
+    }
     if (c->ruby) {
         /* The first touch of kwarg in any of the instance's ranges. */
         for (uint32_t i = 0; i < in->nranges; i++) {

@@ -102,7 +102,7 @@ static void on_probe(const struct race_regs *r, int event, void *arg)
     if (p->rec)
         __atomic_fetch_add(&p->rec->hits, 1, __ATOMIC_RELAXED);
     t->busy++; /* no sampled stack, no guarded allocation from inside a probe */
-    if (event == RACE_PROBE_ENTER)
+    if (event == RACE_PROBE_ENTER && p->role != RACE_PROBER_CHECK)
         race_record_event(RACE_EV_ENTER, 0, p->index, (void *)(uintptr_t)p->addr, r->rdi, r->rsi, 0);
     else if (event == RACE_PROBE_EXIT)
         race_record_event(RACE_EV_EXIT, 0, p->index, (void *)(uintptr_t)p->addr, r->rax, 0, 0);
@@ -179,9 +179,16 @@ struct race_watch_probe *race_watch_install(const char *func, int role, int inst
         if (race_probe_break((uintptr_t)addr, (uintptr_t)fn, fn_size, on_probe, p, &why) == 0)
             return p;
     } else {
-        p = add(func, role, instance, addr, RACE_PROBEK_BREAK, detail);
+        /* A check at a function's own entry: an entry-only hook when the entry takes a
+         * jump (a breakpoint costs five times as much per hit), else a breakpoint. */
+        int at_entry = fn && addr == fn;
+        p = add(func, role, instance, addr, at_entry ? RACE_PROBEK_HOOK : RACE_PROBEK_BREAK, detail);
         if (!p)
             return NULL;
+        if (at_entry && race_probe_hook_entry((uintptr_t)addr, fn_size, on_probe, p, &why) == 0)
+            return p;
+        if (p->rec)
+            p->rec->kind = RACE_PROBEK_BREAK;
         if (race_probe_break((uintptr_t)addr, (uintptr_t)fn, fn_size, on_probe, p, &why) == 0)
             return p;
     }
