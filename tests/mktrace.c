@@ -309,7 +309,7 @@ static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last
     uint64_t mono = MONO0 + 1000 + k * 1000;
     uint32_t i;
     struct race_rec *r = reserve(th, mono, &i);
-    unsigned entry = 1 + (unsigned)(k % RACE_ENTRY_MAX);
+    unsigned entry = 1 + (unsigned)(k % RACE_ENTRY_RUBY_SIZED_XREALLOC2); /* the allocator entries, 1..10 */
     uint64_t addr = 0x10000000ull + ((uint64_t)(th->tid & 0xff) << 24) + th->seq * 64;
     int moves = entry == RACE_ENTRY_REALLOC || entry == RACE_ENTRY_REALLOCARRAY ||
                 entry == RACE_ENTRY_RUBY_XREALLOC || entry == RACE_ENTRY_RUBY_XREALLOC2;
