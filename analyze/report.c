@@ -75,6 +75,11 @@ static uint64_t free_pc_exact(const struct race_finding *f)
 static void text_stale_ci(const struct race_finding *f)
 {
     size_t len = watched_name(f->detail);
+    if (strncmp(f->detail, "gc mark:", 8) == 0) {
+        printf("the GC is marking a reference to a call-info whose slot a sweep freed (Ruby "
+               "aborts next: try to mark T_NONE object)");
+        return;
+    }
     if (len)
         text_str(stdout, f->detail, len);
     else

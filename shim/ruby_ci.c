@@ -257,6 +257,24 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
     stale_slot(r, ci, &f, d);
 }
 
+/* Ruby found a T_NONE object while marking and is about to abort ("try to mark T_NONE
+ * object"): rb_obj_info_dump(obj) comes first. When obj is a call-info slot a sweep
+ * freed, something still held that call-info (an iseq's call data): the finding names
+ * the sweep, and the marking stack says who held it. */
+static void check_marked(const struct race_regs *r, struct race_watch_probe *p)
+{
+    uint64_t obj = race_watch_reg(r, race_watch_regno(p)), flags;
+    if (!obj || (obj & 7) || !race_arch_load((const void *)(uintptr_t)obj, &flags) || (flags & 0x1f) != 0)
+        return; /* only T_NONE: a dump for any other reason is not ours to judge */
+    struct race_finding f;
+    memset(&f, 0, sizeof(f));
+    if (!race_quarantine_find_foreign((uintptr_t)obj, &f) || f.free_entry != RACE_ENTRY_RB_VM_CI_FREE)
+        return;
+    if (__atomic_exchange_n(&slot_reported, 1, __ATOMIC_RELAXED))
+        return;
+    stale_slot(r, obj, &f, "gc mark: ci gone, T_NONE (Ruby aborts next)");
+}
+
 /* A GC sweep frees a call-info (rb_vm_ci_free, called for each swept one under the VM
  * lock): a FREE event for its slot, and a note the slot check can find. */
 static void on_ci_free(const struct race_regs *r, struct race_watch_probe *p)
@@ -380,6 +398,19 @@ static void found_ci_free(const char *name, const struct obj_instance *oi, void 
         race_watch_set_check(p, race_dwarf_to_greg(5 /* rdi: the first argument */), 0, on_ci_free);
 }
 
+static void found_info_dump(const char *name, const struct obj_instance *oi, void *arg)
+{
+    const struct race_instance *in = oi->in;
+    (void)arg;
+    if (in->inlined)
+        return;
+    uint64_t lo = oi->bias + in->range[0].lo, size = in->range[0].hi - in->range[0].lo;
+    struct race_watch_probe *p = race_watch_install(name, RACE_PROBER_CHECK, oi->index, oi->bias + in->entry, lo,
+                                                    size, "rb_obj_info_dump (before [BUG]): a marked T_NONE object");
+    if (p)
+        race_watch_set_check(p, race_dwarf_to_greg(5 /* rdi: the object */), 0, check_marked);
+}
+
 int race_ruby_ci_watch(char *why, size_t why_cap)
 {
     imemo_callinfo = race_ruby_ci_wanted() ? race_ruby_imemo_callinfo() : 0;
@@ -390,8 +421,10 @@ int race_ruby_ci_watch(char *why, size_t why_cap)
         int t = 0;
         race_watch_instances("vm_ci_hash", found_table_fn, &t, w, sizeof(w));
         race_watch_instances("vm_ci_hash_cmp", found_table_fn, &t, w, sizeof(w));
-        if (imemo_callinfo)
+        if (imemo_callinfo) {
             race_watch_instances("rb_vm_ci_free", found_ci_free, NULL, w, sizeof(w));
+            race_watch_instances("rb_obj_info_dump", found_info_dump, NULL, w, sizeof(w));
+        }
         race_quarantine_ensure();
         race_ruby_ci_active = 1;
     }
