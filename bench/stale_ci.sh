@@ -46,7 +46,7 @@ for i in $(seq "$runs"); do
     plain=$(outcome $rc "$w/p.out" "$w/p.err")
 
     rm -rf "$w/tr"; mkdir "$w/tr"
-    timeout -k 2 120 env LD_PRELOAD="$PWD/shim/librace.so" RACE_DIR="$w/tr" RACE_ON_FINDING=continue \
+    timeout -k 2 60 env LD_PRELOAD="$PWD/shim/librace.so" RACE_DIR="$w/tr" RACE_ON_FINDING=continue \
         "$ruby" $prog > "$w/r.out" 2> "$w/r.err" && rc=0 || rc=$?
     raced=$(outcome $rc "$w/r.out" "$w/r.err")
     analyze/race report --json "$w"/tr/race.*.trace > "$w/r.json" 2> /dev/null || true
@@ -55,7 +55,7 @@ for i in $(seq "$runs"); do
     hits=$(analyze/race stats --json "$w"/tr/race.*.trace 2> /dev/null | ruby -rjson -e '
         t = JSON.parse(STDIN.read)["traces"][0]; puts (t["probes"] || []).sum { |p| p["hits"].to_i }' 2> /dev/null || echo "?")
 
-    timeout -k 2 300 env ASAN_OPTIONS=detect_leaks=0 "$asan" $prog > "$w/a.out" 2> "$w/a.err" && rc=0 || rc=$?
+    timeout -k 2 60 env ASAN_OPTIONS=detect_leaks=0 "$asan" $prog > "$w/a.out" 2> "$w/a.err" && rc=0 || rc=$?
     asan_o=$(outcome $rc "$w/a.out" "$w/a.err")
     where=$(grep -m1 -A2 'ERROR: AddressSanitizer' "$w/a.err" | sed -n 's/.* in \([a-z_0-9]*\) .*\/\([a-z_]*\.c:[0-9]*\).*/\1 \2/p' | head -1)
     echo "| $i | $plain | $raced | $kinds | $hits | $asan_o${where:+ ($where)} |" >> "$w/table"

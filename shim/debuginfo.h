@@ -144,8 +144,10 @@ int race_find_mem_inc(const uint8_t *code, uint64_t addr, uint64_t end, int disp
 
 /* Looking back from the instruction at AT (CODE holds [ADDR, AT)), for the last one
  * that writes DWARF register REG: when it is a 64-bit load of [base + DISP], sets
- * *BASE_REG and *INSN_ADDR and returns 1; 0 when it is anything else, when a call or
- * return comes first, or when the instructions before AT cannot be told apart. */
+ * *BASE_REG and returns 1, with *INSN_ADDR the first instruction of the straight run
+ * before it that reads memory through base (base holds the same value from there on);
+ * 0 when it is anything else, when a call, return or jump comes first, or when the
+ * instructions before AT cannot be told apart. */
 int race_find_load_def(const uint8_t *code, uint64_t addr, uint64_t at, int reg, int disp, int *base_reg,
                        uint64_t *insn_addr);
 

@@ -147,6 +147,29 @@ int race_find_load_def(const uint8_t *code, uint64_t addr, uint64_t at, int reg,
             return 0;
         *base_reg = b;
         *insn_addr = starts[i];
+        /* Earlier loads through the same base in the same straight run (the call-info's
+         * other fields, read just before its kwarg) fault first when the base is bad:
+         * the earliest of them is the place to look at it. */
+        for (int j = i - 1; j >= 0; j--) {
+            if (ZYAN_FAILED(ZydisDecoderDecodeFull(&dec, code + (starts[j] - addr), (ZyanUSize)(at - starts[j]), &ins,
+                                                   ops)) ||
+                ins.meta.category == ZYDIS_CATEGORY_CALL || ins.meta.category == ZYDIS_CATEGORY_RET ||
+                ins.meta.category == ZYDIS_CATEGORY_UNCOND_BR || ins.meta.category == ZYDIS_CATEGORY_COND_BR)
+                break;
+            int writes_b = 0, loads_b = 0;
+            for (unsigned k = 0; k < ins.operand_count; k++) {
+                if (ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER && (ops[k].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) &&
+                    zydis_to_dwarf(ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, ops[k].reg.value)) == b)
+                    writes_b = 1;
+                if (ops[k].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[k].mem.type == ZYDIS_MEMOP_TYPE_MEM &&
+                    zydis_to_dwarf(ops[k].mem.base) == b)
+                    loads_b = 1;
+            }
+            if (writes_b)
+                break;
+            if (loads_b)
+                *insn_addr = starts[j];
+        }
         return 1;
     }
     return 0;
