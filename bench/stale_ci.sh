@@ -57,7 +57,7 @@ for i in $(seq "$runs"); do
 
     timeout -k 2 60 env ASAN_OPTIONS=detect_leaks=0 "$asan" $prog > "$w/a.out" 2> "$w/a.err" && rc=0 || rc=$?
     asan_o=$(outcome $rc "$w/a.out" "$w/a.err")
-    where=$(grep -m1 -A2 'ERROR: AddressSanitizer' "$w/a.err" | sed -n 's/.* in \([a-z_0-9]*\) .*\/\([a-z_]*\.c:[0-9]*\).*/\1 \2/p' | head -1)
+    where=$(grep -m1 -A2 'ERROR: AddressSanitizer' "$w/a.err" | sed -n 's/.* in \([a-z_0-9]*\) .*\/\([a-z_]*\.c:[0-9]*\).*/\1 \2/p' | head -1 || true)
     echo "| $i | $plain | $raced | $kinds | $hits | $asan_o${where:+ ($where)} |" >> "$w/table"
     echo "run $i: plain $plain; race $raced, findings: $kinds; asan $asan_o $where" >&2
 done
