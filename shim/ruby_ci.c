@@ -282,7 +282,26 @@ static void on_ci_free(const struct race_regs *r, struct race_watch_probe *p)
     uint64_t ci = race_watch_reg(r, race_watch_regno(p));
     if (!ci || (ci & 7))
         return;
-    uint32_t stack = stack_of(r);
+    /* A sweep frees its call-infos one after another from the same frame: unwinding
+     * for each cost more than all the probes together (a lookup-heavy workload ran
+     * 1.6x instead of 1.2x). One stack per sweep step: the same stack pointer and
+     * return address on this thread, within 2^24 TSC ticks (a few ms), 256 frees. */
+    struct race_tls *t = &race_tls;
+    uint64_t ret = 0, now = race_now();
+    race_arch_load((const void *)(uintptr_t)r->rsp, &ret);
+    uint32_t stack;
+    if (t->sweep_stack && t->sweep_sp == r->rsp && t->sweep_ret == ret && now - t->sweep_ts < (1ull << 24) &&
+        t->sweep_uses < 256) {
+        stack = t->sweep_stack;
+        t->sweep_uses++;
+    } else {
+        stack = stack_of(r);
+        t->sweep_stack = stack;
+        t->sweep_sp = r->rsp;
+        t->sweep_ret = ret;
+        t->sweep_ts = now;
+        t->sweep_uses = 1;
+    }
     uint64_t seq = race_record_event(RACE_EV_FREE, RACE_ENTRY_RB_VM_CI_FREE, 0, (void *)(uintptr_t)ci, 40, 0, stack);
     race_quarantine_note((const void *)(uintptr_t)ci, 40, RACE_ENTRY_RB_VM_CI_FREE, seq, stack);
     __atomic_fetch_add(&ci_frees, 1, __ATOMIC_RELAXED);

@@ -40,6 +40,9 @@ struct race_tls {
     uint32_t tid;
     uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
     uint32_t exit_hook;       /* the thread-exit release of its chunk is armed */
+    uint32_t sweep_stack;     /* ruby_ci.c: the stack of this thread's current GC sweep, */
+    uint32_t sweep_uses;      /* shared by the call-infos it frees (how many so far), */
+    uint64_t sweep_sp, sweep_ret, sweep_ts; /* and what identifies that sweep */
 };
 extern __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 
