@@ -8,7 +8,6 @@
  * concurrent processes never read half a file. An answer made without a debug file is
  * not trusted once the build-id path of one exists. Start-up only: opens files and
  * allocates; never on a hook's path or in a signal handler. */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h> /* getenv */

@@ -73,22 +73,23 @@ static uint32_t stack_of(const struct race_regs *r)
     return race_stack_capture_uc(&uc);
 }
 
-static void stale_found(const struct race_regs *r, struct race_watch_probe *p, uint64_t addr,
-                        struct race_finding *f)
+/* Fills in the reader's side of a stale-call-info finding (F already holds the free, if
+ * known) and reports it: the access is SIZE bytes at ADDR, at the probe's registers. */
+static void report_stale(const struct race_regs *r, struct race_finding *f, uint64_t addr, uint32_t size,
+                         const char *detail)
 {
     struct race_tls *t = &race_tls;
     __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
     f->type = RACE_FIND_STALE_CI;
     f->access = RACE_ACCESS_READ;
-    f->access_size = 4;
+    f->access_size = size;
     f->addr = addr;
     f->pc = r->rip;
     f->tid = race_tid(t);
     f->ractor = race_ractor_id();
     f->ts = race_now();
     f->stack = stack_of(r);
-    /* the chain starts with the function handed the block: the report names it */
-    race_strlcpy(f->detail, race_watch_chain(p), sizeof(f->detail));
+    race_strlcpy(f->detail, detail, sizeof(f->detail));
     race_finding_report(f, NULL);
 }
 
@@ -109,24 +110,6 @@ static size_t detail_where(struct race_watch_probe *p, char *d, size_t cap)
     return k;
 }
 
-/* A call-info slot found swept: the access is the read of its kwarg field. */
-static void stale_slot(const struct race_regs *r, uint64_t ci, struct race_finding *f, const char *detail)
-{
-    struct race_tls *t = &race_tls;
-    __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
-    f->type = RACE_FIND_STALE_CI;
-    f->access = RACE_ACCESS_READ;
-    f->access_size = 8;
-    f->addr = ci + CI_KWARG_OFF;
-    f->pc = r->rip;
-    f->tid = race_tid(t);
-    f->ractor = race_ractor_id();
-    f->ts = race_now();
-    f->stack = stack_of(r);
-    race_strlcpy(f->detail, detail, sizeof(f->detail));
-    race_finding_report(f, NULL);
-}
-
 /* A references++ site (or, outside Ruby, an entry where DWARF says kwarg is): the
  * register holds the kwarg block about to be touched. */
 static int check_freed(const struct race_regs *r, struct race_watch_probe *p, uint64_t kw)
@@ -135,7 +118,8 @@ static int check_freed(const struct race_regs *r, struct race_watch_probe *p, ui
     memset(&f, 0, sizeof(f));
     if (!race_quarantine_find((uintptr_t)kw, &f))
         return 0;
-    stale_found(r, p, kw + (uint64_t)race_watch_disp(p), &f);
+    /* the chain starts with the function handed the block: the report names it */
+    report_stale(r, &f, kw + (uint64_t)race_watch_disp(p), 4, race_watch_chain(p));
     return 1;
 }
 
@@ -182,7 +166,7 @@ static void check_ruby(const struct race_regs *r, struct race_watch_probe *p)
     int64_t n;
     if (kwarg_live_shape(kw, &n))
         return;
-    /* A finding per probe is enough: the process is about to corrupt memory anyway. */
+    /* One such finding per process is enough: it is about to corrupt memory anyway. */
     if (__atomic_exchange_n(&shape_reported, 1, __ATOMIC_RELAXED))
         return;
     struct race_finding f;
@@ -200,19 +184,7 @@ static void check_ruby(const struct race_regs *r, struct race_watch_probe *p)
             race_strlcpy(d + k, num, sizeof(d) - k);
         }
     }
-    __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
-    struct race_tls *t = &race_tls;
-    f.type = RACE_FIND_STALE_CI;
-    f.access = RACE_ACCESS_READ;
-    f.access_size = 4;
-    f.addr = kw + (uint64_t)race_watch_disp(p);
-    f.pc = r->rip;
-    f.tid = race_tid(t);
-    f.ractor = race_ractor_id();
-    f.ts = race_now();
-    f.stack = stack_of(r);
-    race_strlcpy(f.detail, d, sizeof(f.detail));
-    race_finding_report(&f, NULL);
+    report_stale(r, &f, kw + (uint64_t)race_watch_disp(p), 4, d);
 }
 
 /* The load of ci->kwarg that feeds a references++ site (found in the code before it):
@@ -242,19 +214,12 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
     if (!readable) {
         race_strlcpy(d + k, ": ci gone, unreadable", sizeof(d) - k);
     } else {
+        char hex[24];
+        race_fmt_hex(hex, flags);
         k += race_strlcpy(d + k, ": ci gone, flags 0x", sizeof(d) - k);
-        static const char hx[] = "0123456789abcdef";
-        int started = 0;
-        for (int sh = 60; sh >= 0 && k + 1 < sizeof(d); sh -= 4) {
-            int v = (int)((flags >> sh) & 0xf);
-            if (v || started || sh == 0) {
-                d[k++] = hx[v];
-                started = 1;
-            }
-        }
-        d[k] = 0;
+        race_strlcpy(d + k, hex, sizeof(d) - k);
     }
-    stale_slot(r, ci, &f, d);
+    report_stale(r, &f, ci + CI_KWARG_OFF, 8, d); /* the read of its kwarg field */
 }
 
 /* Ruby found a T_NONE object while marking and is about to abort ("try to mark T_NONE
@@ -272,7 +237,7 @@ static void check_marked(const struct race_regs *r, struct race_watch_probe *p)
         return;
     if (__atomic_exchange_n(&slot_reported, 1, __ATOMIC_RELAXED))
         return;
-    stale_slot(r, obj, &f, "gc mark: ci gone, T_NONE (Ruby aborts next)");
+    report_stale(r, &f, obj + CI_KWARG_OFF, 8, "gc mark: ci gone, T_NONE (Ruby aborts next)");
 }
 
 /* A GC sweep frees a call-info (rb_vm_ci_free, called for each swept one under the VM
@@ -321,7 +286,7 @@ static void check_ci_args(const struct race_regs *r, struct race_watch_probe *p)
         struct race_finding f;
         memset(&f, 0, sizeof(f));
         if (kw && !(kw & 7) && race_quarantine_find((uintptr_t)kw, &f))
-            stale_found(r, p, kw, &f);
+            report_stale(r, &f, kw, 4, race_watch_chain(p));
     }
 }
 
