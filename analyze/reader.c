@@ -87,9 +87,9 @@ static bool check_identity(struct race_trace *t)
                      (unsigned long long)have, RACE_HDR_SIZE);
         return false;
     }
-    if (h->version != RACE_TRACE_VERSION) {
-        diag_problem(t, "unsupported trace version %u at offset %llu (this race reads version %u)",
-                     h->version, HDR_OFF(version), RACE_TRACE_VERSION);
+    if (h->version < RACE_TRACE_VERSION_MIN || h->version > RACE_TRACE_VERSION) {
+        diag_problem(t, "unsupported trace version %u at offset %llu (this race reads versions %u to %u)",
+                     h->version, HDR_OFF(version), RACE_TRACE_VERSION_MIN, RACE_TRACE_VERSION);
         return false;
     }
     static const struct {
@@ -180,11 +180,14 @@ static void check_fields(struct race_trace *t, uint32_t cmdline_len, uint32_t op
         diag_problem(t, "ruby_version at offset %llu is not NUL-terminated", HDR_OFF(ruby_version));
     if (trace_strlen(h->exe, sizeof h->exe) == sizeof h->exe)
         diag_problem(t, "exe at offset %llu is not NUL-terminated", HDR_OFF(exe));
+    if (h->version < 3 && (h->crashes.off || h->crashes.size))
+        diag_problem(t, "crashes section at offset %llu is not empty (version %u has none)",
+                     HDR_OFF(crashes), h->version);
     for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
         if (h->reserved[i].off || h->reserved[i].size)
             diag_problem(t, "reserved section %zu at offset %llu is not empty (version %u has none)",
                          i, HDR_OFF(reserved) + (unsigned long long)i * sizeof h->reserved[0],
-                         RACE_TRACE_VERSION);
+                         h->version);
 }
 
 static bool check_section(struct race_trace *t, const char *name, const struct race_section *s,

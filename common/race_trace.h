@@ -11,7 +11,8 @@
 #include <stdint.h>
 
 #define RACE_TRACE_MAGIC "RACETRC"  /* 7 chars + NUL = 8 bytes */
-#define RACE_TRACE_VERSION 2u
+#define RACE_TRACE_VERSION 3u
+#define RACE_TRACE_VERSION_MIN 2u /* the oldest version a reader still accepts */
 #define RACE_TRACE_ENDIAN 0x01020304u
 #define RACE_HDR_SIZE 8192u
 #define RACE_REC_SIZE 64u
@@ -97,7 +98,8 @@ struct race_hdr {
     struct race_section modules;
     struct race_section findings;    /* race_find_hdr + race_finding[]: never overwritten */
     struct race_section probes;      /* race_probe_hdr + race_probe_rec[]: what is watched */
-    struct race_section reserved[2]; /* later sections; zero */
+    struct race_section crashes;     /* race_crash_hdr + race_crash[] (version 3; zero in 2) */
+    struct race_section reserved[1]; /* later sections; zero */
     int32_t pid;
     int32_t ppid;
     uint32_t clock;           /* enum race_clock */
@@ -220,6 +222,17 @@ enum race_find {
     RACE_FIND_STALE_CI = 9,        /* a watched function was handed freed memory */
     RACE_FIND_MAX = 9,
 };
+/* Finding subtypes (race_finding.subtype): what exactly a detector saw, as data, so the
+ * analyzer never parses detail. 0 = none/unknown; numbers are per type. */
+enum race_find_sub {
+    RACE_SUB_NONE = 0,
+    /* RACE_FIND_STALE_CI */
+    RACE_SUB_CI_KWARG_FREED = 1, /* the call-info's kwarg block was freed */
+    RACE_SUB_CI_NO_KWARG = 2,    /* its kwarg pointer leads to no kwarg block (call-info gone) */
+    RACE_SUB_CI_SWEPT = 3,       /* the call-info's slot was swept by the GC */
+    RACE_SUB_CI_GC_MARK = 4,     /* the GC marked a call-info a sweep had freed (T_NONE) */
+    RACE_SUB_MAX = 4,
+};
 enum race_access { RACE_ACCESS_UNKNOWN = 0, RACE_ACCESS_READ = 1, RACE_ACCESS_WRITE = 2 };
 
 struct race_find_hdr {
@@ -249,9 +262,46 @@ struct race_finding {
     uint32_t pad;
     uint64_t free_seq;        /* the FREE record's seq on free_tid */
     char detail[64];          /* e.g. the watched function, NUL-terminated */
-    uint8_t pad2[40];
+    uint64_t count;           /* times this finding was seen in the process (version 3;
+                               * 0 in version 2 = once): updated after publication */
+    uint16_t subtype;         /* enum race_find_sub, by type (version 3; 0 in version 2) */
+    uint8_t pad2[30];
 };
 #define RACE_FIND_COMMIT 0x444e4946u /* "FIND" */
+
+/* Crashes: one record per fatal signal that was not the shim's own (SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGABRT), written by the signal handler before it chains to the
+ * program's handler, into a section the ring cannot overwrite. The first is the crash;
+ * a later one raised while the program handled it (Ruby's SIGSEGV handler ends in
+ * abort()) names it in `first`. */
+enum race_reg {
+    RACE_REG_RAX, RACE_REG_RBX, RACE_REG_RCX, RACE_REG_RDX, RACE_REG_RSI, RACE_REG_RDI,
+    RACE_REG_RBP, RACE_REG_RSP, RACE_REG_R8, RACE_REG_R9, RACE_REG_R10, RACE_REG_R11,
+    RACE_REG_R12, RACE_REG_R13, RACE_REG_R14, RACE_REG_R15, RACE_REG_RIP, RACE_REG_EFLAGS,
+    RACE_REG_COUNT,
+};
+struct race_crash_hdr {
+    uint64_t used;            /* records claimed (may exceed cap: the excess was dropped) */
+    uint64_t cap;
+    uint8_t pad[48];
+};
+struct race_crash {
+    uint32_t commit;          /* RACE_CRASH_COMMIT once complete */
+    uint8_t sig;              /* signal number */
+    uint8_t has_regs;         /* regs[] and pc come from the signal context */
+    uint16_t first;           /* 0: the process's crash; n: raised while crash n-1 was handled */
+    int32_t code;             /* si_code (SI_USER, SI_TKILL for raise/abort, SEGV_MAPERR, ...) */
+    uint32_t tid;
+    uint32_t ractor;
+    uint32_t stack;           /* unwound from the signal context (depot id), 0 = none */
+    uint64_t ts;
+    uint64_t addr;            /* si_addr (the fault address for SIGSEGV/SIGBUS/SIGILL/SIGFPE) */
+    uint64_t pc;              /* the interrupted instruction */
+    uint64_t regs[RACE_REG_COUNT];
+    uint64_t seq;             /* the thread's event sequence number at the crash */
+    uint8_t pad[56];
+};
+#define RACE_CRASH_COMMIT 0x48535243u /* "CRSH" */
 
 /* Probes: one record per place a watched function is probed, or refused. */
 enum race_probe_kind {
@@ -305,6 +355,11 @@ static_assert(offsetof(struct race_probe_rec, hits) == 16, "probe.hits");
 static_assert(sizeof(struct race_finding) == 224, "finding record");
 static_assert(offsetof(struct race_finding, addr) == 24, "finding.addr");
 static_assert(offsetof(struct race_finding, free_seq) == 112, "finding.free_seq");
+static_assert(offsetof(struct race_finding, count) == 184, "finding.count");
+static_assert(offsetof(struct race_finding, subtype) == 192, "finding.subtype");
+static_assert(sizeof(struct race_crash_hdr) == 64, "crashes header");
+static_assert(sizeof(struct race_crash) == 256, "crash record");
+static_assert(offsetof(struct race_crash, regs) == 48, "crash.regs");
 
 /* The record checksum over the seven payload words w[1..7] (w[0] is the commit word):
  * folded with rotations (each word lands on different bit positions, so a word from
@@ -351,6 +406,42 @@ static inline uint32_t race_stack_hash(const uint64_t *pc, uint32_t n)
     return (uint32_t)(h ^ (h >> 32)) | 1u;
 }
 
+/* Section sizes in bytes, in file order after the header and the ring. */
+struct race_layout {
+    uint64_t nchunks, depot, modules, findings, probes, crashes;
+};
+
+static inline uint64_t race_layout_size(const struct race_layout *l)
+{
+    return RACE_HDR_SIZE + l->nchunks * RACE_CHUNK_SIZE + l->depot + l->modules + l->findings +
+           l->probes + l->crashes;
+}
+
+/* Fills the identity fields and the section table for a file laid out as FORMAT.md
+ * draws it (the writer of every trace, the shim or a test's, lays it out here) and
+ * returns the file's size. Everything else in the header is left as it was. */
+static inline uint64_t race_hdr_layout(struct race_hdr *h, const struct race_layout *l)
+{
+    __builtin_memcpy(h->magic, RACE_TRACE_MAGIC, 8);
+    h->version = RACE_TRACE_VERSION;
+    h->endian = RACE_TRACE_ENDIAN;
+    h->hdr_size = RACE_HDR_SIZE;
+    h->rec_size = RACE_REC_SIZE;
+    h->chunk_size = RACE_CHUNK_SIZE;
+    h->chunk_recs = RACE_CHUNK_RECS;
+    h->nchunks = (uint32_t)l->nchunks;
+    uint64_t off = RACE_HDR_SIZE;
+    struct race_section *s[] = {&h->ring, &h->depot, &h->modules, &h->findings, &h->probes, &h->crashes};
+    const uint64_t size[] = {l->nchunks * RACE_CHUNK_SIZE, l->depot, l->modules, l->findings, l->probes, l->crashes};
+    for (unsigned i = 0; i < 6; i++) {
+        s[i]->off = size[i] ? off : 0;
+        s[i]->size = size[i];
+        off += size[i];
+    }
+    h->file_size = off;
+    return off;
+}
+
 static inline const char *race_probe_kind_name(unsigned k)
 {
     return k == RACE_PROBEK_HOOK ? "entry-hook" : k == RACE_PROBEK_BREAK ? "breakpoint"
@@ -371,6 +462,15 @@ static inline const char *race_find_name(unsigned f)
         "stale-call-info",
     };
     return f <= RACE_FIND_MAX ? names[f] : "?";
+}
+
+static inline const char *race_reg_name(unsigned r)
+{
+    static const char *const names[] = {
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+        "r12", "r13", "r14", "r15", "rip", "eflags",
+    };
+    return r < RACE_REG_COUNT ? names[r] : "?";
 }
 
 static inline const char *race_entry_name(unsigned e)

@@ -22,6 +22,7 @@ static char trace_path[4200];
 #define MODULES_SIZE (512u * 1024u)
 #define FINDINGS_SIZE (64u + 1024u * sizeof(struct race_finding))
 #define PROBES_SIZE (64u + 256u * sizeof(struct race_probe_rec))
+#define CRASHES_SIZE (64u + 16u * sizeof(struct race_crash))
 
 static void exe_name(char *out, size_t cap)
 {
@@ -84,7 +85,8 @@ int race_trace_open(int forked)
     uint64_t ring = (uint64_t)race_opt.RACE_RING_MB << 20;
     uint64_t nchunks = ring / RACE_CHUNK_SIZE;
     uint64_t depot = (uint64_t)race_opt.RACE_DEPOT_MB << 20;
-    uint64_t size = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE + depot + MODULES_SIZE + FINDINGS_SIZE + PROBES_SIZE;
+    struct race_layout lay = {nchunks, depot, MODULES_SIZE, FINDINGS_SIZE, PROBES_SIZE, CRASHES_SIZE};
+    uint64_t size = race_layout_size(&lay);
 
     int fd = create_file(path, sizeof(path));
     if (fd < 0) {
@@ -117,26 +119,8 @@ int race_trace_open(int forked)
     madvise((uint8_t *)map + RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE, size - RACE_HDR_SIZE - nchunks * RACE_CHUNK_SIZE,
             MADV_RANDOM);
     struct race_hdr *h = map;
-    memcpy(h->magic, RACE_TRACE_MAGIC, 8);
-    h->version = RACE_TRACE_VERSION;
-    h->endian = RACE_TRACE_ENDIAN;
-    h->hdr_size = RACE_HDR_SIZE;
-    h->rec_size = RACE_REC_SIZE;
-    h->chunk_size = RACE_CHUNK_SIZE;
-    h->chunk_recs = RACE_CHUNK_RECS;
-    h->file_size = size;
-    h->nchunks = (uint32_t)nchunks;
+    race_hdr_layout(h, &lay);
     h->flags = forked ? RACE_FLAG_FORKED : 0;
-    h->ring.off = RACE_HDR_SIZE;
-    h->ring.size = nchunks * RACE_CHUNK_SIZE;
-    h->depot.off = h->ring.off + h->ring.size;
-    h->depot.size = depot;
-    h->modules.off = h->depot.off + depot;
-    h->modules.size = MODULES_SIZE;
-    h->findings.off = h->modules.off + MODULES_SIZE;
-    h->findings.size = FINDINGS_SIZE;
-    h->probes.off = h->findings.off + FINDINGS_SIZE;
-    h->probes.size = PROBES_SIZE;
     h->pid = getpid();
     h->ppid = getppid();
     h->clock = (uint32_t)race_g.clock;

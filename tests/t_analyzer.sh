@@ -530,7 +530,7 @@ printf 'c' | dd of="$T/v.trace" bs=1 seek=8 conv=notrunc status=none
 "$RACE" stats "$T/v.trace" > "$T/v.stats" 2> "$T/v.err"
 eq "version 99: exits 2" "$?" 2
 eq "version 99: refused, naming the version" "$(cat "$T/v.err")" \
-    "race: $T/v.trace: unsupported trace version 99 at offset 8 (this race reads version $version)"
+    "race: $T/v.trace: unsupported trace version 99 at offset 8 (this race reads versions 2 to $version)"
 
 echo "not a trace at all" > "$T/foreign.trace"
 "$RACE" dump "$T/foreign.trace" > /dev/null 2> "$T/f.err"
