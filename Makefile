@@ -7,11 +7,13 @@ DESTDIR ?=
 WARN    := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Icommon
 
-SHIM_SRC := $(sort $(wildcard shim/*.c))
-SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
+# shim/probe/ is the probe engine and the debug-info readers: the unit tests link them
+# alone; -Ishim/probe lets the rest of the shim include probe.h and debuginfo.h by name.
+SHIM_SRC := $(sort $(wildcard shim/*.c shim/probe/*.c))
+SHIM_HDR := $(wildcard shim/*.h shim/probe/*.h) common/race_trace.h common/options.def
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
-ANA_HDR  := $(filter-out analyze/options.gen.h,$(wildcard analyze/*.h)) common/race_trace.h analyze/options.gen.h
+ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h common/options.def
 ANA_LIBS := -ldw -lelf -lm
 
 all: shim/librace.so analyze/race
@@ -22,11 +24,7 @@ all: shim/librace.so analyze/race
 
 shim/librace.so: $(SHIM_SRC) $(SHIM_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -ftls-model=initial-exec -fno-omit-frame-pointer -D_GNU_SOURCE -o $@ $(SHIM_SRC) $(SHIM_LIBS)
-
-# race run names the recorder's options: the lines of the one table, copied.
-analyze/options.gen.h: shim/options.def
-	sed -n '/^RACE_OPT(/p' $< > $@
+	    -ftls-model=initial-exec -fno-omit-frame-pointer -D_GNU_SOURCE -Ishim/probe -o $@ $(SHIM_SRC) $(SHIM_LIBS)
 
 analyze/race: $(ANA_SRC) $(ANA_HDR) | .deps-stamp
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $(ANA_SRC) $(ANA_LIBS)
@@ -41,7 +39,7 @@ TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_BIN := $(patsubst tests/%.c,tests/bin/%,$(TEST_SRC))
 tests/bin/%: tests/%.c $(SHIM_HDR) | .deps-stamp
 	@mkdir -p tests/bin
-	$(CC) $(WARN) -O2 -g $(CPPFLAGS) -D_GNU_SOURCE -Ishim -o $@ $< $(shell sed -n 's/^ *\* *link: *\([^*]*\).*/\1/p' $<) -lpthread
+	$(CC) $(WARN) -O2 -g $(CPPFLAGS) -D_GNU_SOURCE -Ishim -Ishim/probe -o $@ $< $(shell sed -n 's/^ *\* *link: *\([^*]*\).*/\1/p' $<) -lpthread
 
 test: all analyze/race-asan $(TEST_BIN)
 	tests/run.sh
@@ -61,6 +59,6 @@ install: all
 	install -m 0755 analyze/race $(DESTDIR)$(PREFIX)/bin/race
 
 clean:
-	rm -rf shim/librace.so analyze/race analyze/race-asan analyze/options.gen.h tests/bin tests/out bench/out
+	rm -rf shim/librace.so analyze/race analyze/race-asan tests/bin tests/out bench/out
 
 .PHONY: all test smoke run bench install clean

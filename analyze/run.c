@@ -1,9 +1,9 @@
 /* run.c - `race run [OPTION]... -- COMMAND [ARG]...`: start a program under librace.so
  * the way heaptrack or valgrind start one, then report on every trace it left.
  * Owns: finding librace.so, turning command-line options into RACE_* variables (the
- * names come from shim/options.def, copied into options.gen.h by the Makefile: the
- * shim alone parses and validates the values), the trace directory, waiting for the
- * command while passing on the signals meant for it, and the exit status.
+ * names come from common/options.def, the table the shim parses with: the shim alone
+ * validates the values), the trace directory, waiting for the command while passing
+ * on the signals meant for it, and the exit status.
  * Must never: validate a RACE_* value itself (a second parser would drift from the
  * shim's), or hide the command's own exit status when there is nothing to report. */
 #define _GNU_SOURCE /* pipe2 */
@@ -25,7 +25,7 @@ struct shim_opt {
 };
 #define RACE_OPT(name, type, def, lo, hi, unit, check, help) {#name, #def, unit, help},
 static const struct shim_opt shim_opts[] = {
-#include "options.gen.h"
+#include "options.def"
 };
 #undef RACE_OPT
 #define NSHIM (sizeof shim_opts / sizeof shim_opts[0])

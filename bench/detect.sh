@@ -184,7 +184,7 @@ shown() {
     local e=${1//$trace_dir/\$RACE_DIR}
     echo "${e//$shim/shim/librace.so}"
 }
-guard_default=$(sed -n 's/^RACE_OPT(RACE_GUARD_SAMPLE, *int, *\([0-9]*\),.*/\1/p' shim/options.def)
+guard_default=$(sed -n 's/^RACE_OPT(RACE_GUARD_SAMPLE, *int, *\([0-9]*\),.*/\1/p' common/options.def)
 guard_default=${guard_default:-1000}
 
 # ---- 1. Detection rate -------------------------------------------------------------

@@ -108,7 +108,7 @@ mkdir -p "$trace_dir"
 data=$work_dir/data
 
 # ---- Configurations ----------------------------------------------------------------
-default_sample=$(sed -n 's/^RACE_OPT(RACE_STACK_SAMPLE, *int, *\([0-9]*\),.*/\1/p' shim/options.def)
+default_sample=$(sed -n 's/^RACE_OPT(RACE_STACK_SAMPLE, *int, *\([0-9]*\),.*/\1/p' common/options.def)
 cfgs=(none s0 def s1)
 declare -A cfg_env cfg_name
 cfg_env[none]=""

@@ -1,5 +1,5 @@
-/* options.c - reads every RACE_* variable from environ against options.def, before
- * main runs. Owns race_opt and the exact wording of option errors. Runs in the
+/* options.c - reads every RACE_* variable from environ against common/options.def,
+ * before main runs. Owns race_opt and the exact wording of option errors. Runs in the
  * constructor only: no malloc, no stdio (the allocator may not be usable yet). */
 #include <stdlib.h>
 #include <string.h>

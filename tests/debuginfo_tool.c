@@ -1,10 +1,11 @@
-/* debuginfo_tool.c - prints what debuginfo.c finds in a file, one fact per line, for
- * t_debuginfo.sh to compare with nm, objdump, addr2line and gdb:
+/* debuginfo_tool.c - prints what the debug-info readers (shim/probe/) find in a file,
+ * one fact per line, for t_debuginfo.sh to compare with nm, objdump, addr2line and gdb:
  *   debuginfo_tool [--root DIRS] [--hand F[:F]] debug OBJ
  *   debuginfo_tool [--root DIRS] [--hand F[:F]] sym OBJ NAME
  *   debuginfo_tool [--root DIRS] [--hand F[:F]] [--inc DISP] inst OBJ NAME
  * Exit status 0 found, 1 not found, 2 usage or unreadable file.
- * link: shim/debuginfo.c shim/debuginfo_x86.c -ldw -lelf -lZydis */
+ * link: shim/probe/elf_file.c shim/probe/debug_file.c shim/probe/elf_symbols.c
+ * link: shim/probe/dwarf_instances.c shim/probe/code_scan_x86.c -ldw -lelf -lZydis */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

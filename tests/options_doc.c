@@ -1,4 +1,4 @@
-/* options_doc.c - prints README's option table from shim/options.def, the one table
+/* options_doc.c - prints README's option table from common/options.def, the one table
  * of RACE_* options; tests/t_options.sh demands README carries exactly this. */
 #include <stdio.h>
 

@@ -1,15 +1,17 @@
-# t_debuginfo.sh - debuginfo.c (debug-file search, symbols, function instances, parameter
-# locations, the references++ finder) on a miniature of Ruby's call-info table built four
+# t_debuginfo.sh - the debug-info readers of shim/probe/ (debug-file search, symbols,
+# function instances, parameter locations, the references++ finder) on a miniature of Ruby's call-info table built four
 # ways, on garbage files, and on the real Rubies when present. Its answers are checked
 # against nm, readelf, objdump, addr2line, gdb's breakpoint locations, and registers
 # read by gdb in the running program. Needs gcc, binutils, gdb, libdw/libelf, Zydis.
 source tests/lib.sh
-if [ -f wip/debuginfo/debuginfo.c ]; then DI=wip/debuginfo DT=wip/debuginfo/tests; else DI=shim DT=tests; fi
+DI=shim/probe DT=tests
+# The readers' sources, as tests/debuginfo_tool.c names them for the Makefile.
+DI_SRC=$(sed -n 's/^ *\* *link: *\([^*]*\).*/\1/p' $DT/debuginfo_tool.c)
 SRC=$DT/debuginfo
 CF="-std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE"
 TOOL=$T/debuginfo_tool
 LIBS="-ldw -lelf -lZydis"
-if ! gcc $CF -O2 -g -I$DI -o "$TOOL" $DT/debuginfo_tool.c $DI/debuginfo.c $DI/debuginfo_x86.c $LIBS; then
+if ! gcc $CF -O2 -g -I$DI -o "$TOOL" $DT/debuginfo_tool.c $DI_SRC; then
     not_ok "build debuginfo_tool" "gcc failed"
     finish
 fi
@@ -237,7 +239,7 @@ G=$T/g; mkdir -p "$G"
 FUZZ=$T/debuginfo_tool_asan
 export ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:exitcode=99
 if gcc $CF -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I$DI -o "$FUZZ" \
-    $DT/debuginfo_tool.c $DI/debuginfo.c $DI/debuginfo_x86.c $LIBS 2>/dev/null; then
+    $DT/debuginfo_tool.c $DI_SRC 2>/dev/null; then
     ok "g: sanitizer build"
     "$FUZZ" --inc 4 inst "$D/prog" rb_vm_ci_lookup > "$D/inst.asan" 2>&1
     check "g: sanitizer build: same answer on (d), no report, no leak" cmp -s "$D/inst.asan" "$D/inst"

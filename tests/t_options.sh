@@ -1,6 +1,6 @@
 # Every RACE_* option: a bad value gives one line naming the variable, the value
 # and the accepted range, and exit status 98 before main runs; an unusable RACE_DIR
-# gives exit status 99; README's option table is the one in shim/options.def.
+# gives exit status 99; README's option table is the one in common/options.def.
 source tests/lib.sh
 prog=/bin/true
 
@@ -67,7 +67,7 @@ check "good options: recorded in the header" grep -qa "RACE_RING_MB=2" "$f"
 
 # README reproduces the option table.
 "$BIN/options_doc" > "$T/table.md"
-check "README carries shim/options.def's table" grep -qxFf "$T/table.md" README.md
+check "README carries common/options.def's table" grep -qxFf "$T/table.md" README.md
 missing=$(grep -vxFf README.md "$T/table.md" | head -3)
 eq "README table has every row" "$missing" ""
 finish

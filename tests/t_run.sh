@@ -92,7 +92,7 @@ eq "librace.so not found: 69" "$?" 69
 "$RACE" run --help > help.txt
 eq "race run --help: status 0" "$?" 0
 missing=""
-for name in $(sed -n 's/^RACE_OPT(\(RACE_[A-Z_]*\),.*/\1/p' "$ROOT/shim/options.def"); do
+for name in $(sed -n 's/^RACE_OPT(\(RACE_[A-Z_]*\),.*/\1/p' "$ROOT/common/options.def"); do
     [ "$name" = RACE_DIR ] && continue
     flag=--$(echo "${name#RACE_}" | tr 'A-Z_' 'a-z-')
     grep -q -- "^      $flag=" help.txt || missing="$missing $flag"

@@ -4,7 +4,9 @@
  * return values, counts must be exact once installed, and unsafe sites must be refused
  * with their reason. Its SIGTRAP and sync-signal handlers abort on any signal the
  * engine does not claim.
- * link: shim/probe_x86.c -lZydis -lunwind */
+ * link: shim/probe/install_x86.c shim/probe/thunk_x86.c shim/probe/trap_x86.c
+ * link: shim/probe/thread_stop_x86.c shim/probe/arena_x86.c shim/probe/decode_x86.c
+ * link: shim/probe/reloc_x86.c -lZydis -lunwind */
 #include <errno.h>
 #include <execinfo.h>
 #define UNW_LOCAL_ONLY
@@ -20,24 +22,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "probe.h"
 
 #define THREADS 4
 #define KONST 0x123456789ull
 
-static int fails;
-#define CHECK(name, expr, ...)                                                  \
-    do {                                                                        \
-        if (expr) {                                                             \
-            printf("ok - %s\n", name);                                          \
-        } else {                                                                \
-            printf("not ok - %s: ", name);                                      \
-            printf(__VA_ARGS__);                                                \
-            printf(" (%s:%d: %s)\n", __FILE__, __LINE__, #expr);                \
-            fails++;                                                            \
-        }                                                                       \
-        fflush(stdout);                                                         \
-    } while (0)
 
 /* ---------------------------------------------------------------- Shapes */
 
@@ -1060,6 +1050,5 @@ int main(void)
     CHECK("stats: every install counted", s.hooks == 20 && s.breaks == 11 && s.refused == 15,
           "hooks %llu breaks %llu refused %llu", (unsigned long long)s.hooks, (unsigned long long)s.breaks,
           (unsigned long long)s.refused);
-    printf("%s\n", fails ? "FAILED" : "all passed");
-    return fails ? 1 : 0;
+    return check_summary();
 }

@@ -11,21 +11,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "ring.h"
 
 __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 struct race_global race_g;
 
-static int fails;
-#define CHECK(name, expr)                                                   \
-    do {                                                                    \
-        if (expr)                                                           \
-            printf("ok - %s\n", name);                                      \
-        else {                                                              \
-            printf("not ok - %s (%s:%d: %s)\n", name, __FILE__, __LINE__, #expr); \
-            fails++;                                                        \
-        }                                                                   \
-    } while (0)
 
 struct worker {
     int index;
@@ -153,5 +144,5 @@ int main(void)
     scenario("no overwrite", 64, 4, 10000);
     scenario("heavy overwrite", 16, 8, 200000);
     scenario("more threads than chunks", 4, 12, 20000);
-    return fails ? 1 : 0;
+    return check_summary();
 }

@@ -1,7 +1,8 @@
-/* debuginfo_x86.c - the x86-64 half of debuginfo: DWARF register numbers to names and to
- * ucontext gregs[] slots, and finding in machine code, with Zydis (never by hand-written
- * opcode tables), an increment of [reg + disp] and the load that fed its register. Allocates nothing and takes no lock, but
- * it is written for start-up use; the mapping helpers are safe anywhere. */
+/* code_scan_x86.c - scans x86-64 machine code with Zydis (never by hand-written opcode
+ * tables) for an increment of [reg + disp] and the load that fed its register, and maps
+ * DWARF register numbers to names and to ucontext gregs[] slots. Allocates nothing and
+ * takes no lock, but it is written for start-up use; the mapping helpers are safe
+ * anywhere. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* REG_RAX and friends */
 #endif

@@ -2,7 +2,8 @@
  * breakpoint probes (HIT events) on code of this process, and the two signal entry
  * points behind them. Installing is serialized inside the engine, maps memory and is
  * not async-signal-safe; callbacks, race_probe_trap and the lookups are, and never
- * lock or allocate. One implementation per architecture (probe_x86.c). */
+ * lock or allocate. One implementation per architecture: the files named *_x86.c here, which
+ * files share engine_x86.h. */
 #ifndef RACE_PROBE_H
 #define RACE_PROBE_H
 
@@ -57,9 +58,8 @@ int race_probe_break(uintptr_t addr, uintptr_t fn, size_t fn_size, race_probe_cb
 int race_probe_trap(siginfo_t *si, void *ucontext);
 
 /* The real-time signal that moves other threads out of a prologue while its jump is
- * written (default SIGRTMAX - 3). Set it before the first install if the program uses it. */
+ * written (SIGRTMAX - 3). */
 int race_probe_sync_signal(void);
-void race_probe_set_sync_signal(int sig);
 
 /* For stack walkers: a pc inside a trampoline maps to the original instruction it
  * stands for; a return address equal to the EXIT thunk, read from stack slot `slot` of

@@ -12,7 +12,7 @@
 /* Debug roots searched when the caller gives none (gdb's debug-file-directory). */
 #define RACE_DEBUG_ROOT "/usr/lib/debug"
 
-/* debuginfo.c */
+/* debug_file.c */
 
 /* How race_debug_file found the file that has the symbols and DWARF. */
 enum race_debug_how {
@@ -34,7 +34,7 @@ const char *race_debug_how_name(int how);
 int race_debug_file(const char *obj, const char *root, const char *const *hand_files,
                     char *out, size_t cap, char *why, size_t why_cap);
 
-/* One ELF symbol. */
+/* elf_symbols.c: one ELF symbol. */
 enum race_sym_table { RACE_SYM_DYNSYM = 1, RACE_SYM_SYMTAB, RACE_SYM_DEBUG_SYMTAB };
 struct race_symbol {
     uint64_t value; /* link-time address; for STT_TLS the offset in the module's TLS block */
@@ -54,7 +54,7 @@ const char *race_sym_table_name(int table);
 int race_symbol_lookup(const char *obj, const char *debug, const char *name,
                        struct race_symbol *out, char *why, size_t why_cap);
 
-/* Where a parameter lives at an instance's entry, as its DWARF says. */
+/* dwarf_instances.c: where a parameter lives at an instance's entry, as its DWARF says. */
 enum race_loc_kind {
     RACE_LOC_NONE = 0,        /* optimized out, or not available at this pc: see note */
     RACE_LOC_REG = 1,         /* the value is in DWARF register reg */
@@ -115,11 +115,12 @@ struct race_instance {
 int race_function_instances(const char *obj, const char *debug, const char *name,
                             struct race_instance *out, int max, char *why, size_t why_cap);
 
-/* Reads LEN bytes at link-time address ADDR from OBJ's file (for tests and offline use;
+/* elf_symbols.c: reads LEN bytes at link-time address ADDR from OBJ's file (for tests and offline use;
  * the shim reads its own memory). Returns 0, or -1 when ADDR is not in a loaded section. */
 int race_elf_read(const char *obj, uint64_t addr, void *buf, size_t len);
 
-/* dwarf_cache.c: race_function_instances' answers kept per (build-id, NAME) */
+/* dwarf_cache.c (in shim/, not here: it reads race_opt): race_function_instances'
+ * answers kept per (build-id, NAME) */
 
 /* The cached answer: its count (0: known to have none; WHY filled), or -2 when there is
  * none to trust (not cached, stale, damaged, caching off). At most 32 instances. */
@@ -129,7 +130,7 @@ int race_dwarf_cache_get(const uint8_t *id, size_t id_len, const char *name, str
 void race_dwarf_cache_put(const uint8_t *id, size_t id_len, const char *name, const struct race_instance *in,
                           int n, const char *debug, const char *why);
 
-/* debuginfo_x86.c: x86-64 only */
+/* code_scan_x86.c: x86-64 only */
 
 /* Name of a DWARF register ("rcx"), or NULL. */
 const char *race_dwarf_reg_name(int reg);
