@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build_id.h"
 #include "shim.h"
 
 #define MAX_RANGES 1024
@@ -72,27 +73,7 @@ static int have_range(uint64_t lo, uint64_t hi)
 
 size_t race_build_id(const struct dl_phdr_info *info, uint8_t *out)
 {
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-            const uint8_t *name = p + sizeof(*nh);
-            const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
-            if (desc + nh->n_descsz > end)
-                break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
-                size_t n = nh->n_descsz < 32 ? nh->n_descsz : 32;
-                memcpy(out, desc, n);
-                return n;
-            }
-            p = desc + ((nh->n_descsz + 3) & ~3u);
-        }
-    }
-    return 0;
+    return race_note_build_id(info, out);
 }
 
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)

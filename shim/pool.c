@@ -44,7 +44,6 @@ static struct {
     uint64_t lo, hi;
 } sites[64];
 static uint32_t nsites;
-static uint64_t skipped_full;
 
 static void enqueue(uint32_t idx)
 {
@@ -237,10 +236,8 @@ void *race_pool_alloc(size_t size, size_t align)
     if (align > PAGE || size > data_size)
         return NULL;
     i = __atomic_fetch_add(&next_fresh, 1, __ATOMIC_RELAXED);
-    if (i >= nslots && !dequeue(&i)) {
-        __atomic_fetch_add(&skipped_full, 1, __ATOMIC_RELAXED);
+    if (i >= nslots && !dequeue(&i))
         return NULL;
-    }
     struct slot *s = &slots[i];
     uint8_t *data = slot_data(i);
     if (mmap(data, data_size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -422,9 +419,4 @@ int race_pool_open(int i, int open_guard)
 int race_pool_reported(int i)
 {
     return __atomic_exchange_n(&slots[i].reported, 1, __ATOMIC_ACQ_REL);
-}
-
-uint64_t race_pool_skipped(void)
-{
-    return __atomic_load_n(&skipped_full, __ATOMIC_RELAXED);
 }

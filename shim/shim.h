@@ -188,7 +188,6 @@ size_t race_pool_usable(const void *p);
 int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
 int race_pool_open(int slot, int open_guard);
 int race_pool_reported(int slot);
-uint64_t race_pool_skipped(void);
 /* The per-allocation sampling decision: one decrement and branch unless
  * RACE_GUARD_SITES asks to look at every allocation's stack. */
 static inline int race_guard_want(size_t n)

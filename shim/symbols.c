@@ -1,7 +1,7 @@
 /* symbols.c - walks every function symbol of every loaded object with its run-time
  * address range (RACE_GUARD_SITES resolves names against it; one symbol by name is
- * debuginfo.c's race_symbol_lookup). Start-up and rescans only: libelf allocates, so
- * this must never run on a hook's fast path. */
+ * race_symbol_lookup, shim/probe/elf_symbols.c). Start-up and rescans only: libelf
+ * allocates, so this must never run on a hook's fast path. */
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>

@@ -1,4 +1,4 @@
-/* mktrace.c - writes a synthetic but fully valid race trace (format v2) for the analyzer's
+/* mktrace.c - writes a synthetic but fully valid race trace (format v3) for the analyzer's
  * tests: several threads' chunks, real stacks of this program in the depot, and a module
  * map of this process; options add findings, watched functions (probe records and their
  * enter/exit/hit events) and damage (torn, corrupt, clamped, crashed, bad stack, events
@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build_id.h"
 #include "race_trace.h"
 
 #define MAX_THREADS 64
@@ -101,30 +102,6 @@ static uint32_t depot_add(const uint64_t *pc, uint32_t n)
 
 /* ---- Module log ------------------------------------------------------------------- */
 
-static size_t note_build_id(const struct dl_phdr_info *info, uint8_t *out)
-{
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            ElfW(Nhdr) nh;
-            memcpy(&nh, p, sizeof nh);
-            const uint8_t *name = p + sizeof nh;
-            const uint8_t *desc = name + ((nh.n_namesz + 3) & ~3u);
-            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
-                nh.n_descsz <= 32) {
-                memcpy(out, desc, nh.n_descsz);
-                return nh.n_descsz;
-            }
-            p = desc + ((nh.n_descsz + 3) & ~3u);
-        }
-    }
-    return 0;
-}
-
 static void put_module(const struct race_mod *m, const char *path)
 {
     uint8_t *log = file + hdr->modules.off;
@@ -170,7 +147,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *ctx)
     struct race_mod m = {.size = rsize, .commit = RACE_MOD_COMMIT, .base = info->dlpi_addr,
                          .lo = lo, .hi = hi, .ts = hdr->clock_ts0, .gen = 0,
                          .path_len = (uint16_t)plen};
-    m.build_id_len = (uint8_t)note_build_id(info, m.build_id);
+    m.build_id_len = (uint8_t)race_note_build_id(info, m.build_id);
     put_module(&m, path);
     if (is_main)
         main_mod = m;
@@ -466,24 +443,12 @@ static void probes(void)
     }
 }
 
-static void header(int argc, char **argv)
+/* The identity fields and the section table come from the format's own layout function
+ * (race_trace.h), as the shim's do; the rest is this test's. */
+static void header(const struct race_layout *lay, int argc, char **argv)
 {
-    memcpy(hdr->magic, RACE_TRACE_MAGIC, 8);
-    hdr->version = RACE_TRACE_VERSION;
-    hdr->endian = RACE_TRACE_ENDIAN;
-    hdr->hdr_size = RACE_HDR_SIZE;
-    hdr->rec_size = RACE_REC_SIZE;
-    hdr->chunk_size = RACE_CHUNK_SIZE;
-    hdr->chunk_recs = RACE_CHUNK_RECS;
-    hdr->file_size = file_size;
-    hdr->nchunks = (uint32_t)opt.chunks;
+    race_hdr_layout(hdr, lay);
     hdr->flags = opt.crash ? 0 : RACE_FLAG_CLOSED;
-    hdr->ring = (struct race_section){RACE_HDR_SIZE, (uint64_t)opt.chunks * RACE_CHUNK_SIZE};
-    hdr->depot = (struct race_section){hdr->ring.off + hdr->ring.size, DEPOT_SIZE};
-    hdr->modules = (struct race_section){hdr->depot.off + DEPOT_SIZE, MODS_SIZE};
-    hdr->findings = (struct race_section){hdr->modules.off + MODS_SIZE, FIND_SIZE};
-    if (opt.probes)
-        hdr->probes = (struct race_section){hdr->findings.off + FIND_SIZE, PROBES_SIZE};
     hdr->pid = getpid();
     hdr->ppid = getppid();
     hdr->clock = opt.mono ? RACE_CLOCK_MONOTONIC : RACE_CLOCK_TSC;
@@ -566,11 +531,11 @@ int main(int argc, char **argv)
     if (!out || opt.threads < 1 || opt.threads > MAX_THREADS || opt.chunks < 1 || opt.events < 0)
         usage();
 
-    file_size = RACE_HDR_SIZE + (uint64_t)opt.chunks * RACE_CHUNK_SIZE + DEPOT_SIZE + MODS_SIZE +
-                FIND_SIZE + (opt.probes ? PROBES_SIZE : 0);
+    struct race_layout lay = {(uint64_t)opt.chunks, DEPOT_SIZE, MODS_SIZE, FIND_SIZE, opt.probes ? PROBES_SIZE : 0, 0};
+    file_size = race_layout_size(&lay);
     file = calloc(1, file_size);
     hdr = (struct race_hdr *)file;
-    header(argc, argv);
+    header(&lay, argc, argv);
 
     uint64_t pc[RACE_MAX_FRAMES];
     uint32_t stacks[4];

@@ -28,7 +28,6 @@
 #define THREADS 4
 #define KONST 0x123456789ull
 
-
 /* ---------------------------------------------------------------- Shapes */
 
 /* Each shape is NAME .. NAME_end; uint64_t NAME(a, b, c, d) unless said otherwise.

@@ -17,7 +17,6 @@
 __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 struct race_global race_g;
 
-
 struct worker {
     int index;
     uint64_t m;

@@ -39,7 +39,6 @@ int code_write(int fd, uintptr_t at, const void *buf, size_t n)
     return 0;
 }
 
-
 /* Cross-modifying code: every other CPU must execute a serializing instruction before
  * it runs bytes we changed (Intel SDM 8.1.3). membarrier does that on all CPUs running
  * this process; without it, the signal handshake takes every thread through the kernel. */

@@ -55,8 +55,6 @@ int rel_target(const ZydisDecodedInstruction *ins, const ZydisDecodedOperand *op
     return 0;
 }
 
-
-
 static const char *classify(const ZydisDecodedInstruction *ins, const ZydisDecodedOperand *ops, uintptr_t at,
                             struct rinsn *ri)
 {

@@ -386,7 +386,6 @@ int race_probe_break(uintptr_t addr, uintptr_t fn, size_t fn_size, race_probe_cb
     return finish(w, why);
 }
 
-
 void race_probe_stats(struct race_probe_stats *out)
 {
     const uint64_t *src = (const uint64_t *)&probe_st;

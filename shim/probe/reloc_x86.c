@@ -6,7 +6,6 @@
 
 #include "engine_x86.h"
 
-
 void put(struct emit *e, const void *b, size_t n)
 {
     if (e->why)
