@@ -5,7 +5,8 @@
  *   debuginfo_tool [--root DIRS] [--hand F[:F]] [--inc DISP] inst OBJ NAME
  * Exit status 0 found, 1 not found, 2 usage or unreadable file.
  * link: shim/probe/elf_file.c shim/probe/debug_file.c shim/probe/elf_symbols.c
- * link: shim/probe/dwarf_instances.c shim/probe/code_scan_x86.c -ldw -lelf -lZydis */
+ * link: shim/probe/dwarf_instances.c shim/probe/dwarf_params.c shim/probe/code_scan_x86.c
+ * link: -ldw -lelf -lZydis */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -54,7 +54,7 @@ const char *race_sym_table_name(int table);
 int race_symbol_lookup(const char *obj, const char *debug, const char *name,
                        struct race_symbol *out, char *why, size_t why_cap);
 
-/* dwarf_instances.c: where a parameter lives at an instance's entry, as its DWARF says. */
+/* dwarf_params.c: where a parameter lives at an instance's entry, as its DWARF says. */
 enum race_loc_kind {
     RACE_LOC_NONE = 0,        /* optimized out, or not available at this pc: see note */
     RACE_LOC_REG = 1,         /* the value is in DWARF register reg */
@@ -75,6 +75,8 @@ struct race_param_loc {
                        * ABI passes it in at the entry, -1 if not an integer-class argument */
     const char *note; /* static string: why NONE, or a caveat; NULL if nothing to say */
 };
+
+/* dwarf_instances.c */
 
 #define RACE_MAX_RANGES 8
 #define RACE_MAX_PARAMS 6
@@ -115,8 +117,9 @@ struct race_instance {
 int race_function_instances(const char *obj, const char *debug, const char *name,
                             struct race_instance *out, int max, char *why, size_t why_cap);
 
-/* elf_symbols.c: reads LEN bytes at link-time address ADDR from OBJ's file (for tests and offline use;
- * the shim reads its own memory). Returns 0, or -1 when ADDR is not in a loaded section. */
+/* elf_symbols.c: reads LEN bytes at link-time address ADDR from OBJ's file (for tests
+ * and offline use; the shim reads its own memory). Returns 0, or -1 when ADDR is not in
+ * a loaded section. */
 int race_elf_read(const char *obj, uint64_t addr, void *buf, size_t len);
 
 /* dwarf_cache.c (in shim/, not here: it reads race_opt): race_function_instances'

@@ -1,9 +1,11 @@
 /* elf_file.h - what the debug-info readers (debug_file.c, elf_symbols.c,
- * dwarf_instances.c) share: an ELF file opened through libelf, section lookups, and the
- * "; "-separated reasons they give back. Private to those files; start-up only. */
+ * dwarf_instances.c, dwarf_params.c) share: an ELF file opened through libelf, section
+ * lookups, the "; "-separated reasons they give back, and the calls that cross between
+ * them. Private to those files; start-up only. */
 #ifndef RACE_ELF_FILE_H
 #define RACE_ELF_FILE_H
 
+#include <elfutils/libdw.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stddef.h>
@@ -40,5 +42,11 @@ HIDDEN int elf_lookup(struct efile *o, const char *obj, struct efile *d, const c
                       struct race_symbol *out, char *why, size_t why_cap);
 /* Every function symbol named NAME in O's tables and D's .symtab, each address once. */
 HIDDEN int func_symbols(struct efile *o, struct efile *d, const char *name, struct race_symbol *v, int max);
+
+/* dwarf_params.c: NAME of DIE, through abstract_origin and specification (bounded). */
+HIDDEN const char *die_name(Dwarf_Die *die);
+/* Fills IN's parameters: names, locations at IN->entry, SysV argument registers. SUB is
+ * the subprogram whose frame base applies (NULL: none known); CFI may be NULL. */
+HIDDEN void dwarf_params(Dwarf_CFI *cfi, Dwarf_Die *die, Dwarf_Die *sub, struct race_instance *in);
 
 #endif
