@@ -201,6 +201,9 @@ void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_
                 uint64_t fault_pc, const char *indent);
 const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
                        uint64_t fault_pc); /* returns why an id could not be read, or NULL */
+/* The stack's frames, symbolized, into out[RACE_MAX_FRAMES]; their count (0 if none). */
+uint32_t stack_frames(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                      uint64_t fault_pc, struct race_frame *out);
 
 /* ---- json.c: JSON string escaping ---- */
 void json_str(FILE *f, const char *s, size_t len);
@@ -245,6 +248,34 @@ int cmd_dump(char **paths, int npaths, bool json, bool stacks);
 
 /* ---- report.c: `race report` ---- */
 int cmd_report(char **paths, int npaths, bool json, size_t *nfindings);
+/* Findings grouped by kind, use stack and free stack (symbolized): one per finding, in
+ * report order (trace, then index); the first of each group carries its size in count,
+ * the others 0. Free each key, then the array. */
+struct race_member {
+    int trace;
+    size_t index;
+    char *key;
+    size_t group, count;
+};
+struct race_member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total);
+void finding_title(FILE *out, const struct race_finding *f); /* "KIND on address 0x.. at pc 0x.." */
+uint64_t free_pc_exact(const struct race_finding *f); /* the free stack's fault_pc for stack_* */
+/* What `race report` writes besides its text or JSON (main.c fills it). */
+struct report_outputs {
+    const char *sarif;            /* file, "-" for stdout (then instead of the text), or NULL */
+    const char *html;             /* file or NULL */
+    double window_ms;             /* HTML: the last stretch of each trace shown */
+    const char *source_root;      /* SARIF: artifact URIs relative to this directory */
+};
+void report_set_outputs(const struct report_outputs *o);
+
+/* ---- sarif.c: `race report --sarif`, SARIF 2.1.0 for code scanning ---- */
+int sarif_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,
+                int n, const struct race_member *m, size_t total);
+
+/* ---- html.c: `race report --html`, a self-contained timeline page ---- */
+int html_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,
+               int n, const struct race_member *m, size_t total);
 
 /* ---- run.c: race run, the program under librace.so, then the report ---- */
 int cmd_run(int argc, char **argv);

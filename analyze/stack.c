@@ -93,3 +93,15 @@ const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, 
     putchar(']');
     return why;
 }
+
+uint32_t stack_frames(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                      uint64_t fault_pc, struct race_frame *out)
+{
+    struct race_stack st;
+    const char *why;
+    if (!id || trace_stack(t, id, &st, &why) != RACE_STACK_OK)
+        return 0;
+    for (uint32_t i = 0; i < st.nframes; i++)
+        sym_frame(sym, st.pc[i], ts, exact(&st, i, fault_pc), &out[i]);
+    return st.nframes;
+}
