@@ -201,6 +201,8 @@ void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_
                 uint64_t fault_pc, const char *indent);
 const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
                        uint64_t fault_pc); /* returns why an id could not be read, or NULL */
+/* "#I 0x... in func file:line" (else module+offset), terminal-safe, no newline. */
+void stack_frame_text(FILE *out, const struct race_frame *f, unsigned i, const char *indent);
 /* The stack's frames, symbolized, into out[RACE_MAX_FRAMES]; their count (0 if none). */
 uint32_t stack_frames(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
                       uint64_t fault_pc, struct race_frame *out);
