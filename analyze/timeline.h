@@ -110,7 +110,7 @@ static const char timeline_tail[] = R"HTML(</script>
     laneLabel(l) {
       const lane = this.tr.lanes[l];
       const tids = this.tr.lanes.filter((x) => x.ractor === lane.ractor).length;
-      if (!lane.ractor) return "thread " + lane.tid + (this.tr.ruby ? " (Ractor ?)" : "");
+      if (!lane.ractor) return "thread " + lane.tid + (this.tr.ruby ? " (no Ractor id)" : "");
       return tids > 1 ? "Ractor " + lane.ractor + " \u00b7 thread " + lane.tid
                       : "Ractor " + lane.ractor + " (thread " + lane.tid + ")";
     }
