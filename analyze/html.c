@@ -1,7 +1,8 @@
 /* html.c - `race report --html FILE`: one self-contained page (style, script and data
- * inline; nothing fetched) with, for each trace with findings, a timeline of its last
+ * inline; nothing fetched) with, for each trace with findings or crashes, a timeline of its last
  * window: a lane per Ractor (per thread where a Ractor used several), its frees, guarded
- * allocations and probe hits, each finding's free and use joined; stacks symbolized here
+ * allocations and probe hits, each finding's free and use joined, each crash record (a
+ * trace with a crash but no finding is shown too); stacks symbolized here
  * and embedded, shown when an event is clicked. The page itself is timeline.h.
  * Must never: let trace bytes end the <script> element (every '<', U+2028 and U+2029 in
  * the data is escaped), or embed more than MAX_EVENTS events or MAX_STACKS stacks of a
@@ -227,6 +228,34 @@ static void json_finding(FILE *j, struct race_trace *t, struct race_sym *sym, co
     fputc('}', j);
 }
 
+/* A crash record: the signal, where, the registers, the stack unwound from the signal
+ * context (its first frame the interrupted instruction itself). */
+static void json_crash(FILE *j, struct race_trace *t, struct race_sym *sym, const struct lanes *l,
+                       int64_t from, const struct race_crashrec *cr)
+{
+    const struct race_crash *c = &cr->c;
+    fputs("{\"signal\":", j);
+    json_cstr(j, race_sig_name(c->sig));
+    fputs(",\"code\":", j);
+    json_cstr(j, race_sicode_name(c->sig, c->code));
+    fprintf(j, ",\"sent\":%s,\"first\":%d,\"addr\":", c->code <= 0 ? "true" : "false",
+            c->first ? (int)c->first - 1 : -1);
+    json_hex(j, c->addr);
+    fputs(",\"pc\":", j);
+    if (c->has_regs)
+        json_hex(j, c->pc);
+    else
+        fputs("null", j);
+    fputs(",\"at\":", j);
+    json_party(j, l, from, clock_ns(&t->clock, c->ts), c->tid, c->ractor);
+    fputs(",\"regs\":[", j);
+    for (unsigned i = 0; c->has_regs && i < RACE_REG_COUNT; i++)
+        fprintf(j, "%s\"%s 0x%016llx\"", i ? "," : "", race_reg_name(i), (unsigned long long)c->regs[i]);
+    fputs("],\"stack\":", j);
+    json_frames(j, t, sym, c->stack, c->ts, c->has_regs ? c->pc : 0);
+    fputc('}', j);
+}
+
 /* One trace's timeline as a JSON object. */
 static void json_trace(FILE *j, const struct report_outputs *o, struct race_trace *t,
                        struct race_sym *sym, const struct race_member *m, size_t total,
@@ -237,6 +266,11 @@ static void json_trace(FILE *j, const struct report_outputs *o, struct race_trac
     int64_t end = t->n_valid ? clock_ns(&t->clock, t->ts_max) : 0;
     for (size_t i = 0; i < t->nfind; i++) {
         int64_t ns = clock_ns(&t->clock, t->find[i].f.ts);
+        if (ns > end)
+            end = ns;
+    }
+    for (size_t i = 0; i < t->ncrash; i++) {
+        int64_t ns = clock_ns(&t->clock, t->crash[i].c.ts);
         if (ns > end)
             end = ns;
     }
@@ -267,6 +301,9 @@ static void json_trace(FILE *j, const struct report_outputs *o, struct race_trac
         if (f->alloc_ts && clock_ns(&t->clock, f->alloc_ts) >= from)
             lane_add(&l, f->alloc_ractor, f->alloc_tid);
     }
+    for (size_t i = 0; i < t->ncrash; i++)
+        if (clock_ns(&t->clock, t->crash[i].c.ts) >= from)
+            lane_add(&l, t->crash[i].c.ractor, t->crash[i].c.tid);
     lanes_number(&l);
 
     fputs("{\"path\":", j);
@@ -320,6 +357,11 @@ static void json_trace(FILE *j, const struct report_outputs *o, struct race_trac
         fputs(k++ ? ",\n" : "\n", j);
         json_finding(j, t, sym, &l, from, &t->find[m[i].index].f, m[i].group, gsize[m[i].group]);
     }
+    fputs("],\"crashes\":[", j);
+    for (size_t i = 0; i < t->ncrash; i++) {
+        fputs(i ? ",\n" : "\n", j);
+        json_crash(j, t, sym, &l, from, &t->crash[i]);
+    }
     /* Stacks of the events, newest first until the bound: "id": [frames]. */
     fputs("],\"stacks\":{", j);
     struct race_map seen;
@@ -365,11 +407,14 @@ int html_write(const struct report_outputs *o, struct race_trace **t, struct rac
     fprintf(j, "{\"version\":\"%s\",\"window_ms\":%g,\"traces_read\":%d,\"traces\":[",
             RACE_VERSION_STRING, o->window_ms, n);
     for (int i = 0; i < n; i++) {
-        if (!t[i]->nfind)
+        if (!t[i]->nfind && !t[i]->ncrash)
             continue;
         progress("timeline of trace", i + 1, n);
         fputs(shown++ ? ",\n" : "\n", j);
-        json_trace(j, o, t[i], sym[i], m, total, gsize, i);
+        /* report.c symbolizes the traces with findings only */
+        struct race_sym *own = sym[i] ? NULL : sym_open(t[i]);
+        json_trace(j, o, t[i], sym[i] ? sym[i] : own, m, total, gsize, i);
+        sym_close(own);
     }
     fputs("]}", j);
     free(gsize);

@@ -27,6 +27,9 @@ header p, .meta { color: var(--muted); margin: 0 0 6px; }
 .finding { cursor: pointer; padding: 3px 6px; border-left: 4px solid var(--red); margin: 2px 0; background: #fff4f4; font-family: ui-monospace, monospace; font-size: 12px; }
 .finding.selected { background: #ffd9d9; }
 .finding .kind { color: var(--red); font-weight: 600; }
+.crash { cursor: pointer; padding: 3px 6px; border-left: 4px solid #111; margin: 2px 0; background: #f1f1f1; font-family: ui-monospace, monospace; font-size: 12px; }
+.crash.selected { background: #dcdcdc; }
+.crash .kind { font-weight: 600; }
 .toolbar { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
 .toolbar button { font: inherit; padding: 1px 9px; border: 1px solid var(--line); background: #fff; border-radius: 4px; cursor: pointer; }
 .toolbar .range { color: var(--muted); margin-right: 10px; font-family: ui-monospace, monospace; }
@@ -141,6 +144,15 @@ static const char timeline_tail[] = R"HTML(</script>
         li.addEventListener("click", () => { this.focus(f); this.showFinding(i); });
         ul.appendChild(li);
       });
+      tr.crashes.forEach((c, i) => {
+        const li = el("li", "crash");
+        li.dataset.crash = String(i);
+        li.appendChild(el("span", "kind", "crash"));
+        li.appendChild(document.createTextNode(" " + this.crashWhat(c) + " by " + who(c.at.tid, c.at.ractor) +
+          " at " + (tr.from_ms + c.at.t / 1e6).toFixed(3) + " ms" + (c.first >= 0 ? " (while crash " + c.first + " was handled)" : "")));
+        li.addEventListener("click", () => { this.focus({ use: c.at, free: null }); this.showCrash(i); });
+        ul.appendChild(li);
+      });
       this.items = ul;
       sec.appendChild(ul);
       const bar = el("div", "toolbar");
@@ -157,7 +169,8 @@ static const char timeline_tail[] = R"HTML(</script>
       this.range = el("span", "range");
       bar.appendChild(this.range);
       const legend = el("span", "legend");
-      for (const k of KINDS.concat([{ name: "finding: use", color: "#d0021b" }, { name: "its free", color: "#7a0010" }])) {
+      for (const k of KINDS.concat([{ name: "finding: use", color: "#d0021b" }, { name: "its free", color: "#7a0010" },
+                                    { name: "crash", color: "#111" }])) {
         const s = el("span");
         const sw = el("i");
         sw.style.background = k.color;
@@ -289,6 +302,7 @@ static const char timeline_tail[] = R"HTML(</script>
         }
       }
       this.drawFindings(g);
+      this.drawCrashes(g);
       if (this.selected !== null && this.selected.event !== undefined) {
         const i = this.selected.event, x = this.xAt(this.t[i]), y = this.laneY(this.tr.ev.l[i]);
         g.strokeStyle = "#000";
@@ -347,9 +361,49 @@ static const char timeline_tail[] = R"HTML(</script>
       });
     }
 
+    crashWhat(c) {
+      return c.signal + (c.code ? "/" + c.code : "") + (c.sent ? " (sent)" : "") +
+        (c.sent ? "" : " at address " + c.addr) + (c.pc ? ", pc " + c.pc : "");
+    }
+
+    drawCrashes(g) {
+      this.tr.crashes.forEach((c, i) => {
+        if (c.at.lane < 0) return;
+        const x = this.xAt(c.at.t), y = this.laneY(c.at.lane), r = 6;
+        const sel = this.selected && this.selected.crash === i;
+        g.fillStyle = "#fff";
+        g.beginPath(); g.arc(x, y, r + 3, 0, 2 * Math.PI); g.fill();
+        g.strokeStyle = sel ? "#d0021b" : "#111";
+        g.lineWidth = 2.5;
+        g.beginPath(); g.moveTo(x - r, y - r); g.lineTo(x + r, y + r); g.moveTo(x + r, y - r); g.lineTo(x - r, y + r); g.stroke();
+      });
+    }
+
+    showCrash(i) {
+      const c = this.tr.crashes[i];
+      const lines = ["crash: " + this.crashWhat(c), "by " + who(c.at.tid, c.at.ractor) + " at " +
+        (this.tr.from_ms + c.at.t / 1e6).toFixed(3) + " ms" + (c.first >= 0 ? ", raised while crash " + c.first + " was handled" : "") + ":"];
+      lines.push(this.stackLines(c.stack, "(no stack recorded)"));
+      if (c.regs.length) lines.push("", "registers:", c.regs.map((r) => "    " + r).join("\n"));
+      this.selected = { crash: i };
+      this.details.textContent = lines.join("\n");
+      this.markCrash(i);
+      this.draw();
+    }
+
+    markCrash(i) {
+      for (const li of this.items.children)
+        li.classList.toggle("selected", li.dataset.crash !== undefined && li.dataset.crash === String(i));
+    }
+
     click(x, y) {
-      /* a finding's use or free marker first, then the nearest event of the lane */
+      /* a crash's or a finding's marks first, then the nearest event of the lane */
       let best = null;
+      this.tr.crashes.forEach((c, i) => {
+        if (c.at.lane < 0) return;
+        const d = Math.hypot(this.xAt(c.at.t) - x, this.laneY(c.at.lane) - y);
+        if (d <= 9 && (!best || d < best.d)) best = { d, crash: i };
+      });
       this.tr.findings.forEach((f, i) => {
         for (const p of [f.use, f.free, f.alloc]) {
           if (!p || p.lane < 0) continue;
@@ -357,6 +411,7 @@ static const char timeline_tail[] = R"HTML(</script>
           if (d <= 9 && (!best || d < best.d)) best = { d, finding: i };
         }
       });
+      if (best && best.crash !== undefined) { this.showCrash(best.crash); return; }
       if (best) { this.showFinding(best.finding); return; }
       const l = Math.floor((y - AXIS_H) / LANE_H);
       if (l < 0 || l >= this.nl) return;
@@ -421,7 +476,8 @@ static const char timeline_tail[] = R"HTML(</script>
     }
 
     mark(i) {
-      for (const li of this.items.children) li.classList.toggle("selected", li.dataset.finding === String(i));
+      for (const li of this.items.children)
+        li.classList.toggle("selected", li.dataset.finding !== undefined && li.dataset.finding === String(i));
     }
   }
 
@@ -435,11 +491,12 @@ static const char timeline_tail[] = R"HTML(</script>
   for (const tl of timelines) tl.draw();
   const first = performance.now() - T0;
   const nf = data.traces.reduce((a, t) => a + t.findings.length, 0);
+  const nc = data.traces.reduce((a, t) => a + t.crashes.length, 0);
   document.getElementById("summary").textContent = data.traces.length ?
-    nf + " finding" + (nf === 1 ? "" : "s") + " in " + data.traces.length + " of " + data.traces_read +
+    nf + " finding" + (nf === 1 ? "" : "s") + (nc ? " and " + nc + " crash record" + (nc === 1 ? "" : "s") : "") + " in " + data.traces.length + " of " + data.traces_read +
     " trace" + (data.traces_read === 1 ? "" : "s") + "; each timeline shows the last " + data.window_ms +
     " ms of its trace (reaching back to each finding's free). race " + data.version :
-    "No trace with findings among the " + data.traces_read + " read.";
+    "No trace with findings or crashes among the " + data.traces_read + " read.";
   window.addEventListener("resize", () => timelines.forEach((t) => t.request()));
   console.log("race timeline: " + nev + " events in " + timelines.length + " timelines; parse " +
     (T_PARSED - T0).toFixed(1) + " ms, first render " + first.toFixed(1) + " ms");
@@ -452,6 +509,7 @@ static const char timeline_tail[] = R"HTML(</script>
     out.push("traces " + timelines.length);
     out.push("lanes " + document.querySelectorAll(".lane").length);
     out.push("findings " + document.querySelectorAll(".finding").length);
+    out.push("crashes " + document.querySelectorAll(".crash").length);
     out.push("events " + nev);
     const tl = timelines.find((t) => t.tr.findings.length);
     if (tl) {
@@ -497,6 +555,18 @@ static const char timeline_tail[] = R"HTML(</script>
       out.push("zoom-redraw-max-ms " + Math.max(...zooms).toFixed(1));
       tl.focus(f);
       tl.showFinding(0);
+    }
+    const tc = timelines.find((t) => t.tr.crashes.some((c) => c.at.lane >= 0));
+    if (tc) {
+      const i = tc.tr.crashes.findIndex((c) => c.at.lane >= 0), c = tc.tr.crashes[i];
+      if (!tl) tc.focus({ use: c.at, free: null });
+      const r = tc.canvas.getBoundingClientRect(), x = tc.xAt(c.at.t), y = tc.laneY(c.at.lane);
+      for (const type of ["mousedown", "mouseup"])
+        tc.canvas.dispatchEvent(new MouseEvent(type, { clientX: r.left + x, clientY: r.top + y, bubbles: true, button: 0 }));
+      const top = (c.stack[0] || "").replace(/^#0 0x[0-9a-f]+ in /, "");
+      out.push("click-crash " + (tc.details.textContent.startsWith("crash: " + c.signal) ? "shown" : "not-shown"));
+      out.push("click-crash-stack " + (top && tc.details.textContent.includes(top) ? top : "missing"));
+      if (tl) { tl.focus(tl.tr.findings[0]); tl.showFinding(0); }
     }
     out.push("first-render-ms " + first.toFixed(1));
     out.push("errors " + errors.length + (errors.length ? ": " + errors.join("; ") : ""));

@@ -1,6 +1,6 @@
 # race report --html: the timeline page of real traces (the known-bug program across
 # threads; a use after free across two Ractors in Debian's Ruby), loaded in headless
-# Chromium: no console error, the lanes and the finding in the DOM, a click on the
+# Chromium: no console error, the lanes and the finding (or crash) in the DOM, a click on the
 # finding's mark (through the page's own mouse handlers, #selftest) shows its stacks, a
 # click on an event shows that event's stack; trace bytes cannot break out of the data
 # <script>; nothing is fetched. A screenshot stays in tests/out/timeline.png.
@@ -86,6 +86,20 @@ check "Ractors: the details name the reading Ractor" grep -q "^READ of size 8 at
 check "Ractors: the details name the freeing Ractor" grep -q "^freed by thread [0-9]* (Ractor $freer) via free" <<< "$d"
 ge "Ractors: events of the last 50 ms shown" "$(st r events)" 100
 
+# A crash record and no finding (a wild load on a second thread): the trace is shown.
+mkdir -p "$T/k"
+# in a subshell whose stderr is dropped: the shell's own "Segmentation fault" notice stays out
+( (env LD_PRELOAD="$SHIM" RACE_DIR="$T/k" "$BIN/crash_kinds" thread > /dev/null 2>&1) ) 2> /dev/null
+"$RACE" report --html "$T/k.html" "$T"/k/race.*.trace > /dev/null
+browse "$T/k.html" k
+eq "a crash: no error in the page" "$(st k errors)" 0
+eq "a crash: listed in the DOM" "$(st k crashes)" 1
+eq "a crash: the click on its mark showed it" "$(st k click-crash)" shown
+check "a crash: ... with its stack from the signal context (load in crash_kinds.c)" \
+    grep -q '^load .*/tests/crash_kinds.c:[0-9]*$' <<< "$(st k click-crash-stack)"
+check "a crash: the details name the signal and the fault address" \
+    grep -q '<pre class="details">crash: SIGSEGV/SEGV_MAPERR at address 0xdead0beef8, pc 0x' <<< "$(details k)"
+
 # Trace bytes that would end the data <script> or a JavaScript line: the trace's path.
 evil="$T/x</script><img src=x onerror=alert(1)> "$'\xe2\x80\xa8'"end"
 mkdir -p "$evil"
@@ -116,7 +130,7 @@ env LD_PRELOAD="$SHIM" RACE_DIR="$T/c" "$U" clean > /dev/null 2>&1
 "$RACE" report --html "$T/c.html" "$T"/c/race.*.trace > /dev/null
 eq "a clean run: exit 0" "$?" 0
 browse "$T/c.html" c
-check "a clean run: the page says there is nothing to show" grep -q 'No trace with findings among the 1 read.' "$T/c.dom"
+check "a clean run: the page says there is nothing to show" grep -q 'No trace with findings or crashes among the 1 read.' "$T/c.dom"
 eq "a clean run: no error in the page" "$(st c errors)" 0
 
 # Usage and output errors.
