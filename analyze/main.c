@@ -79,7 +79,8 @@ static const struct command commands[] = {
      "\n"
      "Exit status: 0 ok, 2 a trace is unreadable, corrupt or truncated, 64 usage error.\n"},
     {"report", false,
-     "Usage: race report [--json] TRACE...\n"
+     "Usage: race report [--json] [--sarif[=FILE] [--source-root DIR]]\n"
+     "                   [--html FILE [--window MS]] TRACE...\n"
      "Every finding the detectors recorded (use after free, buffer overflow, double\n"
      "and invalid free, write after free, stale call-info), shaped like an\n"
      "AddressSanitizer report: the access, by which thread and Ractor, its stack;\n"
@@ -93,9 +94,10 @@ static const struct command commands[] = {
      "              findings; without FILE on stdout instead of the report (FILE may\n"
      "              also follow as the next argument if it ends in .sarif or .json)\n"
      "  --source-root DIR  SARIF: source paths relative to DIR (the repository root)\n"
-     "  --html FILE a self-contained timeline page: per trace with findings, a lane per\n"
-     "              Ractor and thread, its frees, guarded allocations and probe hits,\n"
-     "              each finding's free and use; click an event for its stacks\n"
+     "  --html FILE a self-contained timeline page: per trace with findings or\n"
+     "              crashes, a lane per Ractor and thread, its frees, guarded\n"
+     "              allocations and probe hits, each finding's free and use, each\n"
+     "              crash; click an event for its stacks\n"
      "  --window MS the timeline's stretch, the last MS milliseconds of each trace\n"
      "              (default 50; extended back to each finding's free)\n"
      "  -h, --help  show this help and exit\n"

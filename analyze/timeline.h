@@ -4,7 +4,7 @@
  * per pixel, kind and lane, so 100,000 events redraw in milliseconds), zooms and pans,
  * and on a click shows the stacks embedded in the data. #selftest in the URL clicks the
  * first finding through the page's own mouse handlers and writes what it saw into the
- * page (tests/t_html.sh reads it). Must never: fetch anything (the CSP forbids it), or
+ * page (tests/t_html.sh reads it); #finding=T.N opens the page on a finding. Must never: fetch anything (the CSP forbids it), or
  * put data into the page as HTML (textContent only). Needs GCC's raw strings (gnu11). */
 #ifndef RACE_TIMELINE_H
 #define RACE_TIMELINE_H
@@ -575,7 +575,18 @@ static const char timeline_tail[] = R"HTML(</script>
     pre.hidden = false;
     console.log("race timeline selftest: " + out.join(", "));
   }
+  /* #finding=T.N or #crash=T.N: open on finding (crash record) N of the T-th timeline */
+  function open(hash) {
+    const m = /^#(finding|crash)=(\d+)\.(\d+)$/.exec(hash);
+    const tl = m && timelines[Number(m[2])];
+    if (!tl) return;
+    const n = Number(m[3]);
+    if (m[1] === "finding" && tl.tr.findings[n]) { tl.focus(tl.tr.findings[n]); tl.showFinding(n); }
+    if (m[1] === "crash" && tl.tr.crashes[n]) { tl.focus({ use: tl.tr.crashes[n].at, free: null }); tl.showCrash(n); }
+  }
   if (location.hash === "#selftest") selftest();
+  else open(location.hash);
+  window.addEventListener("hashchange", () => open(location.hash));
 })();
 </script>
 </body>

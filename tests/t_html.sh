@@ -61,8 +61,14 @@ check "threads: ... the free stack (free_victim) on the freeing thread" \
 check "threads: ... the allocation stack (make_victim)" grep -q "in make_victim " <<< "$d"
 rm -f "$OUT/timeline.png"
 timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$T/chrome" --hide-scrollbars \
-    --window-size=1280,900 --screenshot="$OUT/timeline.png" "file://$T/a.html#selftest" > /dev/null 2>&1
+    --window-size=1280,900 --screenshot="$OUT/timeline.png" "file://$T/a.html#finding=0.0" > /dev/null 2>&1
 check "threads: a screenshot in tests/out/timeline.png" test -s "$OUT/timeline.png"
+
+# #finding=T.N: the page opens on that finding.
+timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
+    --dump-dom "file://$T/a.html#finding=0.0" > "$T/f.dom" 2> /dev/null
+check "#finding=0.0: the page opens on the finding, its stacks shown" \
+    grep -q '<pre class="details">==race== ERROR: heap-use-after-free on address' <<< "$(details f)"
 
 # A use after free across two Ractors (Debian's Ruby 3.1, the uafext C extension).
 mkdir -p "$T/ext" "$T/r"
@@ -89,7 +95,7 @@ ge "Ractors: events of the last 50 ms shown" "$(st r events)" 100
 # A crash record and no finding (a wild load on a second thread): the trace is shown.
 mkdir -p "$T/k"
 # in a subshell whose stderr is dropped: the shell's own "Segmentation fault" notice stays out
-( (env LD_PRELOAD="$SHIM" RACE_DIR="$T/k" "$BIN/crash_kinds" thread > /dev/null 2>&1) ) 2> /dev/null
+(env LD_PRELOAD="$SHIM" RACE_DIR="$T/k" "$BIN/crash_kinds" thread > /dev/null 2>&1; :) 2> /dev/null
 "$RACE" report --html "$T/k.html" "$T"/k/race.*.trace > /dev/null
 browse "$T/k.html" k
 eq "a crash: no error in the page" "$(st k errors)" 0
