@@ -506,6 +506,12 @@ static const char timeline_tail[] = R"HTML(</script>
    * with the wheel 20 times, and write down what the page showed. */
   function selftest() {
     const out = [];
+    /* a press and release at (x, y) of tl's canvas: what a click there sends */
+    const click = (tl, x, y) => {
+      const r = tl.canvas.getBoundingClientRect();
+      for (const type of ["mousedown", "mouseup"])
+        tl.canvas.dispatchEvent(new MouseEvent(type, { clientX: r.left + x, clientY: r.top + y, bubbles: true, button: 0 }));
+    };
     out.push("traces " + timelines.length);
     out.push("lanes " + document.querySelectorAll(".lane").length);
     out.push("findings " + document.querySelectorAll(".finding").length);
@@ -515,12 +521,7 @@ static const char timeline_tail[] = R"HTML(</script>
     if (tl) {
       const f = tl.tr.findings[0];
       tl.focus(f);
-      const r = tl.canvas.getBoundingClientRect();
-      const fire = (type, x, y) => tl.canvas.dispatchEvent(new MouseEvent(type, {
-        clientX: r.left + x, clientY: r.top + y, bubbles: true, button: 0 }));
-      const x = tl.xAt(f.use.t), y = tl.laneY(f.use.lane);
-      fire("mousedown", x, y);
-      fire("mouseup", x, y);
+      click(tl, tl.xAt(f.use.t), tl.laneY(f.use.lane));
       const shown = tl.details.textContent;
       const top = (f.use_stack[0] || "").replace(/^#0 0x[0-9a-f]+ in /, "");
       out.push("click-finding " + (shown.startsWith("==race== ERROR: " + f.title) ? "shown" : "not-shown"));
@@ -534,9 +535,7 @@ static const char timeline_tail[] = R"HTML(</script>
         tl.v0 = tl.t[pick] - 2000;
         tl.v1 = tl.t[pick] + 2000;
         tl.draw();
-        const ex = tl.xAt(tl.t[pick]), ey = tl.laneY(ev.l[pick]);
-        fire("mousedown", ex, ey);
-        fire("mouseup", ex, ey);
+        click(tl, tl.xAt(tl.t[pick]), tl.laneY(ev.l[pick]));
         const frame0 = tl.tr.stacks[ev.s[pick]][0] || "";
         out.push("click-event " + (tl.details.textContent.includes(frame0) ? "stack-shown" : "not-shown"));
       } else {
@@ -544,7 +543,7 @@ static const char timeline_tail[] = R"HTML(</script>
       }
       tl.reset();
       tl.draw();
-      const zooms = [];
+      const zooms = [], r = tl.canvas.getBoundingClientRect();
       for (let i = 0; i < 20; i++) {
         tl.canvas.dispatchEvent(new WheelEvent("wheel", { deltaY: i < 10 ? -300 : 300, clientX: r.left + r.width / 2,
           clientY: r.top + 40, bubbles: true, cancelable: true }));
@@ -559,10 +558,8 @@ static const char timeline_tail[] = R"HTML(</script>
     const tc = timelines.find((t) => t.tr.crashes.some((c) => c.at.lane >= 0));
     if (tc) {
       const i = tc.tr.crashes.findIndex((c) => c.at.lane >= 0), c = tc.tr.crashes[i];
-      if (!tl) tc.focus({ use: c.at, free: null });
-      const r = tc.canvas.getBoundingClientRect(), x = tc.xAt(c.at.t), y = tc.laneY(c.at.lane);
-      for (const type of ["mousedown", "mouseup"])
-        tc.canvas.dispatchEvent(new MouseEvent(type, { clientX: r.left + x, clientY: r.top + y, bubbles: true, button: 0 }));
+      tc.focus({ use: c.at, free: null });
+      click(tc, tc.xAt(c.at.t), tc.laneY(c.at.lane));
       const top = (c.stack[0] || "").replace(/^#0 0x[0-9a-f]+ in /, "");
       out.push("click-crash " + (tc.details.textContent.startsWith("crash: " + c.signal) ? "shown" : "not-shown"));
       out.push("click-crash-stack " + (top && tc.details.textContent.includes(top) ? top : "missing"));
