@@ -123,6 +123,23 @@ else
     not_ok "built the program in a directory with a space" "gcc failed"
 fi
 
+# Across two Ractors (Debian's Ruby, the uafext C extension): the Ractor ids Ruby reports.
+mkdir -p "$T/ext" "$T/r"
+cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
+(cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+env LD_PRELOAD="$SHIM" RACE_DIR="$T/r" RACE_GUARD_SITES=race_victim_alloc RACE_ON_FINDING=continue \
+    ruby -I"$T/ext" tests/ruby/uaf_ractors.rb > "$T/r/out" 2> /dev/null
+freer=$(awk '/^freer/ {print $2}' "$T/r/out"); reader=$(awk '/^reader/ {print $2}' "$T/r/out")
+"$RACE" report --sarif="$T/r.sarif" --source-root "$T/ext" "$T"/r/race.*.trace > /dev/null
+valid "two Ractors" "$T/r.sarif"
+$CHECK facts "$T/r.sarif" > "$T/r.facts"
+eq "two Ractors: the reading Ractor in properties" "$(fact r0.prop.ractor "$T/r.facts")" "$reader"
+eq "two Ractors: the freeing Ractor in properties" "$(fact r0.prop.freeRactor "$T/r.facts")" "$freer"
+check "two Ractors: located in the extension's read, relative to its directory" \
+    grep -q '^r0.location SRCROOT:uafext.c:[0-9]*$' "$T/r.facts"
+check "two Ractors: the message names both Ractors" \
+    grep -q "^r0.message heap-use-after-free on address 0x[0-9a-f]* at pc 0x[0-9a-f]* by thread [0-9]* (Ractor $reader); freed \[here\](1) by thread [0-9]* (Ractor $freer) " "$T/r.facts"
+
 # No findings: a valid log with no results, exit 0.
 bug clean "$T/d"
 "$RACE" report --sarif="$T/d.sarif" "$T"/d/race.*.trace > /dev/null
