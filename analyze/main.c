@@ -21,7 +21,8 @@ static const char general_help[] =
     "  dump [--json] [--stacks] TRACE...  every event, one per line, in time order\n"
     "  report [--json] TRACE...           the findings (use after free, overflow, double\n"
     "                                     free...) shaped like ASan's reports, then a\n"
-    "                                     summary of each trace\n"
+    "                                     summary of each trace; --last MS: also every\n"
+    "                                     event of the MS ms before the crash\n"
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
@@ -88,6 +89,13 @@ static const struct command commands[] = {
      "\n"
      "  --json      one JSON document: {\"findings\": [...], \"nfindings\": N,\n"
      "              \"traces\": [...]}\n"
+     "  --last MS   for each trace, also every event of every thread and Ractor\n"
+     "              (frees, guarded allocations, watched functions' events) and\n"
+     "              finding in the last MS milliseconds (e.g. 5, 0.5) before the\n"
+     "              process's crash (its first crash record), or before its last\n"
+     "              event when it did not crash: in time order, each with its\n"
+     "              thread/Ractor lane, ending with the crash and its stack (text\n"
+     "              only; race dump --json has every event and crash record)\n"
      "  -h, --help  show this help and exit\n"
      "\n"
      "Exit status: 0 no findings, 1 findings, 2 a trace is unreadable, corrupt or\n"
@@ -166,6 +174,14 @@ static int run(const struct command *c, int argc, char **argv)
             json = true;
         } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
             stacks = true;
+        } else if (options && strcmp(c->name, "report") == 0 && strncmp(a, "--last", 6) == 0 &&
+                   (a[6] == 0 || a[6] == '=')) {
+            const char *v = a[6] ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !last_parse(v, &report_last_ms)) {
+                free(files);
+                return usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'",
+                                   v ? v : "");
+            }
         } else if (options && a[0] == '-' && a[1]) {
             free(files);
             return usage_error(who, "unknown option '%s'", a);
@@ -176,6 +192,8 @@ static int run(const struct command *c, int argc, char **argv)
     int status;
     if (nfiles == 0)
         status = usage_error(who, "no trace file given");
+    else if (json && report_last_ms > 0)
+        status = usage_error(who, "--last prints text; race dump --json has every event and crash record");
     else if (strcmp(c->name, "stats") == 0)
         status = cmd_stats(files, nfiles, json);
     else if (strcmp(c->name, "dump") == 0)

@@ -21,6 +21,7 @@
 #define NONCANON ((uintptr_t)0xfdfdfdfdfdfdfdfdull) /* the quarantine's poison: a #GP, no si_addr */
 
 static sigjmp_buf jb;
+static void *volatile sink;
 
 static void say(const char *s)
 {
@@ -57,8 +58,10 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "segv";
     setvbuf(stdout, NULL, _IONBF, 0);
     /* some frees first, so the trace has events before the crash */
-    for (int i = 0; i < 1000; i++)
-        free(malloc(32 + (size_t)(i % 64)));
+    for (int i = 0; i < 1000; i++) {
+        sink = malloc(32 + (size_t)(i % 64)); /* through a volatile: kept as a real pair */
+        free(sink);
+    }
     printf("wild 0x%lx\n", (unsigned long)WILD);
     if (strcmp(mode, "segv") == 0) {
         return (int)load(WILD);
@@ -99,8 +102,10 @@ int main(int argc, char **argv)
                 load(WILD);
             else
                 printf("recovered %d\n", i);
-        for (int i = 0; i < 1000; i++)
-            free(malloc(16));
+        for (int i = 0; i < 1000; i++) {
+            sink = malloc(16);
+            free(sink);
+        }
         printf("done\n");
         return 0;
     } else if (strcmp(mode, "thread") == 0) {
