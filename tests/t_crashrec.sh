@@ -142,6 +142,22 @@ same_run thread
 one_crash thread SIGSEGV SEGV_MAPERR
 check "thread: the crash is on the second thread" test "$(field "$c" tid)" != "$(basename "$f" .trace | sed 's/.*\.//')"
 
+# SIGABRT sent by another process: what killed the process, recorded, marked sent.
+d=$T/kill-abrt; mkdir -p "$d"
+env LD_PRELOAD="$SHIM" RACE_DIR="$d" sleep 30 &
+pid=$!
+# the signal must reach the shim: wait until SIGABRT (bit 5 of SigCgt) is caught
+for _ in $(seq 200); do
+    m=$(awk '/^SigCgt/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$m" ] && [ $(( (16#$m >> 5) & 1 )) = 1 ] && break
+    sleep 0.05
+done
+kill -ABRT "$pid"
+wait "$pid"
+eq "kill -ABRT: dies of SIGABRT as without the shim" "$?" 134
+c=$(crashes "$(one_trace "$d")")
+eq "kill -ABRT: recorded as a sent SIGABRT (SI_USER), no address" "$(printf '%s\n' "$c" | cut -d' ' -f1-4)" "SIGABRT SI_USER first=- addr=0x0"
+
 # The shim's own faults are not crashes: a finding that aborts, a finding that goes on.
 d=$T/finding; mkdir -p "$d"
 env LD_PRELOAD="$SHIM" RACE_DIR="$d" RACE_GUARD_SITES=make_victim "$BIN/uaf_threads" read > /dev/null 2> "$d/err"
