@@ -210,33 +210,40 @@ check "ruby fiddle: frame 0 is in fiddle.so" sh -c "'$RACE' dump --json --stacks
 
 # race report --last MS: the window's events in time order, lanes, the crash line last.
 # window_check NAME TRACE MS: every event of the dump in [crash - MS, crash] is shown,
-# nothing else; times never go back; the crash line (or the last event) ends the list.
+# nothing else; times never go back. dump's time_us has 3 decimals: exact nanoseconds, as
+# the window is computed; an event in the very nanosecond of a bound may fall either way
+# (two record times can round to one nanosecond), so the count must lie between the
+# events strictly inside and those with the bounds included.
 window_check() {
     local name=$1 tr=$2 ms=$3 out=$T/last.$1
     "$RACE" report --last "$ms" "$tr" > "$out" 2> "$out.err"
     local st=$?
     check "$name: race report --last $ms exits 0 or 1" test "$st" -le 1
-    "$RACE" dump --json "$tr" 2>/dev/null | ruby -rjson -e '
+    local lines n range
+    lines=$(grep -E '^ +[-+][0-9]+\.[0-9]{3} +[0-9]+/[0-9]+ +(free|alloc|enter|exit|hit) ' "$out")
+    n=$(printf '%s' "$lines" | grep -c .)
+    range=$("$RACE" dump --json "$tr" 2>/dev/null | ruby -rjson -e '
         evs = STDIN.each_line.map { |l| JSON.parse(l) }
+        ns = ->(e) { (e["time_us"] * 1000).round }
         crash = evs.find { |e| e["kind"] == "crash" && e["first"].nil? }
         evs = evs.reject { |e| e["kind"] == "crash" }
-        endt = crash ? crash["time_us"] : evs.map { |e| e["time_us"] }.max
-        puts evs.count { |e| e["time_us"] <= endt && e["time_us"] >= endt - ARGV[0].to_f * 1000 }' "$ms" > "$out.want"
-    # the event lines: "  -1.234  TID/RACTOR  kind ..."
-    local lines; lines=$(grep -E '^ +[-+][0-9]+\.[0-9]{3} +[0-9]+/[0-9]+ +(free|alloc|enter|exit|hit) ' "$out")
-    eq "$name: --last $ms shows every event of the window, nothing else" "$(printf '%s' "$lines" | grep -c .)" "$(cat "$out.want")"
+        hi = crash ? ns.(crash) : evs.map(&ns).max
+        lo = hi - (ARGV[0].to_f * 1e6).to_i
+        puts "#{evs.count { |e| ns.(e) > lo && ns.(e) < hi }} #{evs.count { |e| ns.(e) >= lo && ns.(e) <= hi }}"' "$ms")
+    check "$name: --last $ms shows every event of the window, nothing else ($n, want $range)" \
+        test "$n" -ge "${range% *}" -a "$n" -le "${range#* }"
     eq "$name: in time order" "$(printf '%s\n' "$lines" | awk '{print $1}' | sort -g -c 2>&1 | head -1)" ""
 }
-window_check segv "$(one_trace "$T/segv")" 1000
+window_check segv "$(one_trace "$T/segv")" 100000
 check "segv: --last ends with the crash line at +0.000, then its stack from load" \
     sh -c "grep -A1 'CRASH' '$T/last.segv' | tr -s ' ' | grep -q '^ +0.000 [0-9]*/0 CRASH SIGSEGV/SEGV_MAPERR at $wild, pc 0x[0-9a-f]*\$' &&
            grep -A1 'CRASH' '$T/last.segv' | tail -1 | grep -q ' in load '"
 window_check segv-short "$(one_trace "$T/segv")" 0.001
-window_check thread "$(one_trace "$T/thread")" 1000
+window_check thread "$(one_trace "$T/thread")" 100000
 check "thread: lane 0 is the crashing thread, the main thread has a lane of its own" \
     sh -c "grep -q '^     lane 0: thread [0-9]*, [0-9]* events, the crashing thread' '$T/last.thread' &&
            grep -q '^     lane 1: thread $(basename "$(one_trace "$T/thread")" .trace | sed 's/.*\.//'), [1-9][0-9]* events' '$T/last.thread'"
-window_check longjmp "$(one_trace "$T/longjmp")" 1000
+window_check longjmp "$(one_trace "$T/longjmp")" 100000
 window_check no-crash "$(one_trace "$T/finding")" 5
 check "no crash: the window ends at the last event" grep -q '^== the last 5.000 ms before the last event (no crash recorded)' "$T/last.no-crash"
 for bad in 0 -1 x 5ms ""; do
@@ -248,15 +255,16 @@ eq "--last with --json: usage error 64" "$?" 64
 "$RACE" report --last=2.5 "$(one_trace "$T/segv")" > /dev/null 2>&1
 eq "--last=2.5 is accepted" "$?" 0
 
-# Ruby: Ractors churn while the main Ractor crashes in a C extension. The window holds
-# the other Ractors' lanes (only they allocate: their frees, and the GC sweeps they run,
-# fill the last second before the crash).
+# Ruby: Ractors churn while the main Ractor crashes in a C extension. The window (the
+# whole run) holds the other Ractors' lanes: only they allocate, so their frees and the
+# GC sweeps they run are there; then a short window, in the middle of their events.
 d=$T/rb-ractors; mkdir -p "$d"
 env LD_PRELOAD="$SHIM" RACE_DIR="$d" ruby -rfiddle -W0 -e '3.times.map { Ractor.new { loop { Array.new(100) { "x" * 50 } } } }; sleep 0.5; Fiddle::Pointer.new(8)[0]' > /dev/null 2>&1
 f=$(one_trace "$d")
-window_check rb-ractors "$f" 1000
+window_check rb-ractors "$f" 100000
 check "ruby Ractors: the crash lane is the main Ractor's thread" grep -q '^     lane 0: thread [0-9]* (Ractor 1), [0-9]* events, the crashing thread' "$T/last.rb-ractors"
 ge "ruby Ractors: lanes of other Ractors in the window" "$(grep -c '^     lane [1-9][0-9]*: thread [0-9]* (Ractor [2-9][0-9]*)' "$T/last.rb-ractors")" 1
+window_check rb-ractors-short "$f" 20
 check "ruby Ractors: Ruby's abort follows, linked" grep -q '^   then, while it was handled: 1 more signal (linked to this crash)' "$T/last.rb-ractors"
 
 # The reader: a corrupt record is a problem (status 2) named by its offset, never a crash;
