@@ -180,13 +180,14 @@ eq "finding (continue): race stats --json: crashes count 0" \
 bug_text() { sed -n '/^-- C level backtrace/q; p' "$1" | grep -v '^race:' | sed 's/0x[0-9a-f]*/ADDR/g; s/E:[0-9a-f]*/E:X/g'; }
 ruby_run() {
     d=$T/$1; mkdir -p "$d"; shift
-    ruby "$@" > "$d/plain.out" 2> "$d/plain.err"
+    "$rb" "$@" > "$d/plain.out" 2> "$d/plain.err"
     rc0=$?
-    env LD_PRELOAD="$SHIM" RACE_DIR="$d" ruby "$@" > "$d/shim.out" 2> "$d/shim.err"
+    env LD_PRELOAD="$SHIM" RACE_DIR="$d" "$rb" "$@" > "$d/shim.out" 2> "$d/shim.err"
     rc=$?
     f=$(one_trace "$d")
     c=$(crashes "$f")
 }
+rb=ruby
 ruby_run rb-kill -e 'Process.kill(:SEGV, $$)'
 eq "ruby kill SEGV: exit status as without the shim" "$rc" "$rc0"
 check "ruby kill SEGV: [BUG] report as without the shim" cmp -s <(bug_text "$d/plain.err") <(bug_text "$d/shim.err")
@@ -207,6 +208,21 @@ c1=$(printf '%s\n' "$c" | head -1)
 eq "ruby fiddle: rip == pc == frame 0" "$(field "$c1" pc)" ok
 eq "ruby fiddle: the main Ractor's id (1)" "$(field "$c1" ractor)" 1
 check "ruby fiddle: frame 0 is in fiddle.so" sh -c "'$RACE' dump --json --stacks '$f' | grep '\"kind\":\"crash\"' | head -1 | grep -q '\"stack\":\\[{[^}]*\"module\":\"fiddle.so\"'"
+
+# Ruby 3.4.5 (scripts/build-ruby.sh, as t_ruby34.sh): its handler re-raises SIGSEGV to
+# die of it, and that second signal links to the fault.
+rb=$(scripts/build-ruby.sh 2>/dev/null)
+if [ -x "$rb" ]; then
+    ruby_run rb34-fiddle -rfiddle -e 'Fiddle::Pointer.new(8)[0]'
+    eq "ruby 3.4.5 fiddle: exit status as without the shim" "$rc" "$rc0"
+    check "ruby 3.4.5 fiddle: [BUG] report as without the shim" cmp -s <(bug_text "$d/plain.err") <(bug_text "$d/shim.err")
+    eq "ruby 3.4.5 fiddle: the fault at 0x8 in rb_fiddle_ptr_aref, then Ruby's own SIGSEGV linked to it" \
+        "$(printf '%s\n' "$c" | sed 's/ pc=.* frames=\([^,]*\).*/ \1/' | cut -d' ' -f1-5)" "SIGSEGV SEGV_MAPERR first=- addr=0x8 rb_fiddle_ptr_aref
+SIGSEGV SI_TKILL first=0 addr=0x0 __pthread_kill_implementation"
+    eq "ruby 3.4.5 fiddle: rip == pc == frame 0, main Ractor" "$(printf '%s\n' "$c" | head -1 | tr ' ' '\n' | grep -E '^(pc|ractor)=' | tr '\n' ' ')" "pc=ok ractor=1 "
+else
+    not_ok "ruby 3.4.5 build" "scripts/build-ruby.sh failed; see its log under ~/.cache/race"
+fi
 
 # race report --last MS: the window's events in time order, lanes, the crash line last.
 # window_check NAME TRACE MS: every event of the dump in [crash - MS, crash] is shown,
