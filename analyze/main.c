@@ -22,7 +22,8 @@ static const char general_help[] =
     "  report [--json] [--sarif[=FILE]] [--html FILE] TRACE...\n"
     "                                     the findings (use after free, overflow, double\n"
     "                                     free...) shaped like ASan's reports, then a\n"
-    "                                     summary of each trace\n"
+    "                                     summary of each trace; --last MS: also every\n"
+    "                                     event of the MS ms before the crash\n"
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
@@ -80,7 +81,7 @@ static const struct command commands[] = {
      "Exit status: 0 ok, 2 a trace is unreadable, corrupt or truncated, 64 usage error.\n"},
     {"report", false,
      "Usage: race report [--json] [--sarif[=FILE] [--source-root DIR]]\n"
-     "                   [--html FILE [--window MS]] TRACE...\n"
+     "                   [--html FILE [--window MS]] [--last MS] TRACE...\n"
      "Every finding the detectors recorded (use after free, buffer overflow, double\n"
      "and invalid free, write after free, stale call-info), shaped like an\n"
      "AddressSanitizer report: the access, by which thread and Ractor, its stack;\n"
@@ -100,6 +101,13 @@ static const struct command commands[] = {
      "              crash; click an event for its stacks\n"
      "  --window MS the timeline's stretch, the last MS milliseconds of each trace\n"
      "              (default 50; extended back to each finding's free)\n"
+     "  --last MS   for each trace, also every event of every thread and Ractor\n"
+     "              (frees, guarded allocations, watched functions' events) and\n"
+     "              finding in the last MS milliseconds (e.g. 5, 0.5) before the\n"
+     "              process's crash (its first crash record), or before its last\n"
+     "              event when it did not crash: in time order, each with its\n"
+     "              thread/Ractor lane, ending with the crash and its stack (text\n"
+     "              only; race dump --json has every event and crash record)\n"
      "  -h, --help  show this help and exit\n"
      "\n"
      "Exit status: 0 no findings, 1 findings, 2 a trace is unreadable, corrupt or\n"
@@ -235,6 +243,14 @@ static int run(const struct command *c, int argc, char **argv)
             json = true;
         } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
             stacks = true;
+        } else if (options && strcmp(c->name, "report") == 0 && strncmp(a, "--last", 6) == 0 &&
+                   (a[6] == 0 || a[6] == '=')) {
+            const char *v = a[6] ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !last_parse(v, &report_last_ms)) {
+                free(files);
+                return usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'",
+                                   v ? v : "");
+            }
         } else if (options && a[0] == '-' && a[1]) {
             free(files);
             return usage_error(who, "unknown option '%s'", a);
@@ -245,6 +261,8 @@ static int run(const struct command *c, int argc, char **argv)
     int status;
     if (nfiles == 0)
         status = usage_error(who, "no trace file given");
+    else if (json && report_last_ms > 0)
+        status = usage_error(who, "--last prints text; race dump --json has every event and crash record");
     else if (strcmp(c->name, "stats") == 0)
         status = cmd_stats(files, nfiles, json);
     else if (strcmp(c->name, "dump") == 0)
