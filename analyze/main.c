@@ -19,9 +19,11 @@ static const char general_help[] =
     "                                     thread, damage, time span, stacks,\n"
     "                                     watched functions and their probes\n"
     "  dump [--json] [--stacks] TRACE...  every event, one per line, in time order\n"
-    "  report [--json] TRACE...           the findings (use after free, overflow, double\n"
+    "  report [--json] [--sarif[=FILE]] [--html FILE] TRACE...\n"
+    "                                     the findings (use after free, overflow, double\n"
     "                                     free...) shaped like ASan's reports, then a\n"
-    "                                     summary of each trace\n"
+    "                                     summary of each trace; --last MS: also every\n"
+    "                                     event of the MS ms before the crash\n"
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
@@ -78,7 +80,8 @@ static const struct command commands[] = {
      "\n"
      "Exit status: 0 ok, 2 a trace is unreadable, corrupt or truncated, 64 usage error.\n"},
     {"report", false,
-     "Usage: race report [--json] TRACE...\n"
+     "Usage: race report [--json] [--sarif[=FILE] [--source-root DIR]]\n"
+     "                   [--html FILE [--window MS]] [--last MS] TRACE...\n"
      "Every finding the detectors recorded (use after free, buffer overflow, double\n"
      "and invalid free, write after free, stale call-info), shaped like an\n"
      "AddressSanitizer report: the access, by which thread and Ractor, its stack;\n"
@@ -88,10 +91,27 @@ static const struct command commands[] = {
      "\n"
      "  --json      one JSON document: {\"findings\": [...], \"nfindings\": N,\n"
      "              \"traces\": [...]}\n"
+     "  --sarif[=FILE]  SARIF 2.1.0 for code scanning, one result per group of\n"
+     "              findings; without FILE on stdout instead of the report (FILE may\n"
+     "              also follow as the next argument if it ends in .sarif or .json)\n"
+     "  --source-root DIR  SARIF: source paths relative to DIR (the repository root)\n"
+     "  --html FILE a self-contained timeline page: per trace with findings or\n"
+     "              crashes, a lane per Ractor and thread, its frees, guarded\n"
+     "              allocations and probe hits, each finding's free and use, each\n"
+     "              crash; click an event for its stacks\n"
+     "  --window MS the timeline's stretch, the last MS milliseconds of each trace\n"
+     "              (default 50; extended back to each finding's free)\n"
+     "  --last MS   for each trace, also every event of every thread and Ractor\n"
+     "              (frees, guarded allocations, watched functions' events) and\n"
+     "              finding in the last MS milliseconds (e.g. 5, 0.5) before the\n"
+     "              process's crash (its first crash record), or before its last\n"
+     "              event when it did not crash: in time order, each with its\n"
+     "              thread/Ractor lane, ending with the crash and its stack (text\n"
+     "              only; race dump --json has every event and crash record)\n"
      "  -h, --help  show this help and exit\n"
      "\n"
      "Exit status: 0 no findings, 1 findings, 2 a trace is unreadable, corrupt or\n"
-     "truncated (2 wins over 1), 64 usage error.\n"},
+     "truncated, or an output file cannot be written (2 wins over 1), 64 usage error.\n"},
     {"help", false,
      "Usage: race help [COMMAND]\n"
      "Show the general help, or COMMAND's.\n"},
@@ -145,6 +165,55 @@ static int help(int argc, char **argv)
     return RACE_EXIT_OK;
 }
 
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+/* report's output options: 1 consumed (and *i moved past its value), 0 not one of them,
+ * -1 a usage error (already printed). */
+static int report_option(const char *who, int argc, char **argv, int *i, struct report_outputs *o)
+{
+    const char *a = argv[*i], *eq = strchr(a, '=');
+    size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+    const char *name = NULL, *val = eq ? eq + 1 : NULL;
+    static const char *const names[] = {"--sarif", "--html", "--window", "--source-root"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strlen(names[k]) == nlen && strncmp(a, names[k], nlen) == 0)
+            name = names[k];
+    if (!name)
+        return 0;
+    if (strcmp(name, "--sarif") == 0) {
+        if (!val && *i + 1 < argc && (ends_with(argv[*i + 1], ".sarif") ||
+                                       ends_with(argv[*i + 1], ".json") || strcmp(argv[*i + 1], "-") == 0))
+            val = argv[++*i];
+        o->sarif = val && *val ? val : "-";
+        return 1;
+    }
+    if (!val) {
+        if (*i + 1 >= argc) {
+            usage_error(who, "option '%s' needs a value", name);
+            return -1;
+        }
+        val = argv[++*i];
+    }
+    if (strcmp(name, "--html") == 0) {
+        o->html = val;
+    } else if (strcmp(name, "--source-root") == 0) {
+        o->source_root = val;
+    } else {
+        char *end;
+        double ms = strtod(val, &end);
+        if (end == val || *end || !(ms > 0 && ms <= 1e9)) {
+            usage_error(who, "--window %s: expected milliseconds, more than 0", val);
+            return -1;
+        }
+        o->window_ms = ms;
+    }
+    return 1;
+}
+
 static int run(const struct command *c, int argc, char **argv)
 {
     char who[32];
@@ -158,14 +227,30 @@ static int run(const struct command *c, int argc, char **argv)
     bool json = false, stacks = false, options = true;
     char **files = xcalloc((size_t)argc + 1, sizeof *files);
     int nfiles = 0;
+    struct report_outputs outs = {.window_ms = 50};
+    bool report = strcmp(c->name, "report") == 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (options && strcmp(a, "--") == 0) {
+        int r = options && report ? report_option(who, argc, argv, &i, &outs) : 0;
+        if (r < 0) {
+            free(files);
+            return RACE_EXIT_USAGE;
+        } else if (r) {
+            continue;
+        } else if (options && strcmp(a, "--") == 0) {
             options = false;
         } else if (options && strcmp(a, "--json") == 0) {
             json = true;
         } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
             stacks = true;
+        } else if (options && strcmp(c->name, "report") == 0 && strncmp(a, "--last", 6) == 0 &&
+                   (a[6] == 0 || a[6] == '=')) {
+            const char *v = a[6] ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !last_parse(v, &report_last_ms)) {
+                free(files);
+                return usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'",
+                                   v ? v : "");
+            }
         } else if (options && a[0] == '-' && a[1]) {
             free(files);
             return usage_error(who, "unknown option '%s'", a);
@@ -176,12 +261,18 @@ static int run(const struct command *c, int argc, char **argv)
     int status;
     if (nfiles == 0)
         status = usage_error(who, "no trace file given");
+    else if (json && report_last_ms > 0)
+        status = usage_error(who, "--last prints text; race dump --json has every event and crash record");
     else if (strcmp(c->name, "stats") == 0)
         status = cmd_stats(files, nfiles, json);
     else if (strcmp(c->name, "dump") == 0)
         status = cmd_dump(files, nfiles, json, stacks);
-    else
+    else if (outs.sarif && strcmp(outs.sarif, "-") == 0 && json)
+        status = usage_error(who, "--json and --sarif both want stdout: give --sarif a FILE");
+    else {
+        report_set_outputs(&outs);
         status = cmd_report(files, nfiles, json, NULL);
+    }
     free(files);
     return status;
 }

@@ -90,6 +90,14 @@ struct race_findrec {
     struct race_finding f;        /* detail NUL-terminated after validation */
     uint64_t off;
 };
+/* A published crash record: commit right, sig in 1..64, has_regs 0 or 1, first <= index
+ * (it names an earlier slot or none), stack 0 or an id the depot holds (a corrupt id is
+ * reported and cleared; one lost to a truncation is kept: trace_stack says CUT). */
+struct race_crashrec {
+    struct race_crash c;
+    uint64_t off;                 /* file offset of the record, for messages */
+    uint32_t index;               /* its slot in the section: a later record's first == index + 1 */
+};
 enum race_probe_state {
     RACE_PST_OK,                  /* published and well-formed: func, detail NUL-terminated */
     RACE_PST_INCOMPLETE,          /* claimed, never published */
@@ -137,6 +145,10 @@ struct race_trace {
     struct race_findrec *find;    /* published, well-formed findings */
     size_t nfind;
     uint64_t find_incomplete, find_dropped; /* claimed but unpublished; did not fit */
+    /* crashes (version 3): in slot order */
+    struct race_crashrec *crash;  /* published, well-formed crash records */
+    size_t ncrash;
+    uint64_t crash_incomplete, crash_dropped; /* claimed but unpublished; did not fit */
     /* probes: slot i is the record that ENTER/EXIT/HIT events with flags == i name */
     uint8_t probes_state;         /* enum race_probes_section */
     struct race_proberec *probe;  /* the slots whose record lies within the file */
@@ -180,6 +192,8 @@ const char *race_clock_name(uint32_t c);
 const char *race_ractor_state_name(uint32_t s);
 const char *race_ractor_state_text(uint32_t s);
 const char *race_kind_name(unsigned k);
+const char *race_sig_name(unsigned sig);            /* "SIGSEGV", or "signal 42" (static buffer) */
+const char *race_sicode_name(unsigned sig, int code); /* "SEGV_MAPERR", "SI_USER", ... or NULL */
 
 /* ---- symbolize.c: pc -> function, file:line, offline from the module log ---- */
 struct race_frame {
@@ -201,6 +215,11 @@ void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_
                 uint64_t fault_pc, const char *indent);
 const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
                        uint64_t fault_pc); /* returns why an id could not be read, or NULL */
+/* "#I 0x... in func file:line" (else module+offset), terminal-safe, no newline. */
+void stack_frame_text(FILE *out, const struct race_frame *f, unsigned i, const char *indent);
+/* The stack's frames, symbolized, into out[RACE_MAX_FRAMES]; their count (0 if none). */
+uint32_t stack_frames(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                      uint64_t fault_pc, struct race_frame *out);
 
 /* ---- json.c: JSON string escaping ---- */
 void json_str(FILE *f, const char *s, size_t len);
@@ -242,9 +261,43 @@ int cmd_stats(char **paths, int npaths, bool json);
 
 /* ---- dump.c: `race dump` ---- */
 int cmd_dump(char **paths, int npaths, bool json, bool stacks);
+int dump_by_time(const void *a, const void *b); /* qsort order of race_rec: ts, tid, seq */
+
+/* ---- last.c: `race report --last MS`, the events before the crash ---- */
+extern double report_last_ms;          /* 0: not asked */
+void last_text(struct race_trace *t, struct race_sym *sym); /* sym may be NULL */
+bool last_parse(const char *s, double *ms);
 
 /* ---- report.c: `race report` ---- */
 int cmd_report(char **paths, int npaths, bool json, size_t *nfindings);
+/* Findings grouped by kind, use stack and free stack (symbolized): one per finding, in
+ * report order (trace, then index); the first of each group carries its size in count,
+ * the others 0. Free each key, then the array. */
+struct race_member {
+    int trace;
+    size_t index;
+    char *key;
+    size_t group, count;
+};
+struct race_member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total);
+void finding_title(FILE *out, const struct race_finding *f); /* "KIND on address 0x.. at pc 0x.." */
+uint64_t free_pc_exact(const struct race_finding *f); /* the free stack's fault_pc for stack_* */
+/* What `race report` writes besides its text or JSON (main.c fills it). */
+struct report_outputs {
+    const char *sarif;            /* file, "-" for stdout (then instead of the text), or NULL */
+    const char *html;             /* file or NULL */
+    double window_ms;             /* HTML: the last stretch of each trace shown */
+    const char *source_root;      /* SARIF: artifact URIs relative to this directory */
+};
+void report_set_outputs(const struct report_outputs *o);
+
+/* ---- sarif.c: `race report --sarif`, SARIF 2.1.0 for code scanning ---- */
+int sarif_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,
+                int n, const struct race_member *m, size_t total);
+
+/* ---- html.c: `race report --html`, a self-contained timeline page ---- */
+int html_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,
+               int n, const struct race_member *m, size_t total);
 
 /* ---- run.c: race run, the program under librace.so, then the report ---- */
 int cmd_run(int argc, char **argv);

@@ -67,7 +67,7 @@ static const char *watched_what(const char *name, size_t len)
 /* "rb_vm_ci_lookup was handed a freed kwarg block" */
 /* The free of a GC-swept call-info was seen at rb_vm_ci_free's entry: its stack's first
  * frame is that entry, not a return address. */
-static uint64_t free_pc_exact(const struct race_finding *f)
+uint64_t free_pc_exact(const struct race_finding *f)
 {
     return f->free_entry == RACE_ENTRY_RB_VM_CI_FREE ? RACE_PC_EXACT : 0;
 }
@@ -117,13 +117,20 @@ static void summary_where(struct race_trace *t, struct race_sym *sym, const stru
     }
 }
 
+/* The text report's first line, less its "==race== ERROR: " (SARIF's message too). */
+void finding_title(FILE *out, const struct race_finding *f)
+{
+    fprintf(out, "%s on address 0x%llx", race_find_name(f->type), (unsigned long long)f->addr);
+    if (f->pc)
+        fprintf(out, " at pc 0x%llx", (unsigned long long)f->pc);
+}
+
 static void text_finding(struct race_trace *t, struct race_sym *sym, const struct race_findrec *fr)
 {
     const struct race_finding *f = &fr->f;
     const char *name = race_find_name(f->type);
-    printf("==race== ERROR: %s on address 0x%llx", name, (unsigned long long)f->addr);
-    if (f->pc)
-        printf(" at pc 0x%llx", (unsigned long long)f->pc);
+    printf("==race== ERROR: ");
+    finding_title(stdout, f);
     printf("\n");
     if (is_free_finding(f->type)) {
         printf("%s 0x%llx by ", f->type == RACE_FIND_DOUBLE_FREE ? "attempting double-free on"
@@ -349,16 +356,9 @@ static void key_stack(struct key *k, struct race_trace *t, struct race_sym *sym,
     key_add(k, "|", 1);
 }
 
-struct member {
-    int trace;
-    size_t index;
-    char *key;
-    size_t group, count; /* group number; members in it (kept on the first) */
-};
-
 static int by_key(const void *a, const void *b)
 {
-    const struct member *x = a, *y = b;
+    const struct race_member *x = a, *y = b;
     int c = strcmp(x->key, y->key);
     if (c)
         return c;
@@ -367,15 +367,15 @@ static int by_key(const void *a, const void *b)
 
 static int by_place(const void *a, const void *b)
 {
-    const struct member *x = a, *y = b;
+    const struct race_member *x = a, *y = b;
     return x->trace != y->trace ? x->trace - y->trace : (x->index > y->index) - (x->index < y->index);
 }
 
 /* Returns every finding with its group; the first member of each group (in report
- * order) carries the group's size, the others count 0. */
-static struct member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total)
+ * order) carries the group's size, the others count 0. SARIF and HTML use it too. */
+struct race_member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total)
 {
-    struct member *m = xcalloc(total ? total : 1, sizeof *m);
+    struct race_member *m = xcalloc(total ? total : 1, sizeof *m);
     size_t k = 0;
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < t[i]->nfind; j++) {
@@ -386,7 +386,7 @@ static struct member *group_findings(struct race_trace **t, struct race_sym **sy
             key_add(&key, head, strlen(head));
             key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc);
             key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, free_pc_exact(f));
-            m[k++] = (struct member){.trace = i, .index = j, .key = key.s};
+            m[k++] = (struct race_member){.trace = i, .index = j, .key = key.s};
         }
     qsort(m, total, sizeof *m, by_key);
     size_t g = 0;
@@ -402,7 +402,7 @@ static struct member *group_findings(struct race_trace **t, struct race_sym **sy
     return m;
 }
 
-static size_t group_size(const struct member *m, size_t total, size_t group)
+static size_t group_size(const struct race_member *m, size_t total, size_t group)
 {
     for (size_t i = 0; i < total; i++)
         if (m[i].group == group && m[i].count)
@@ -421,6 +421,13 @@ static void block(void)
     if (!first_block)
         putchar('\n');
     first_block = false;
+}
+
+static struct report_outputs outputs = {.window_ms = 50};
+
+void report_set_outputs(const struct report_outputs *o)
+{
+    outputs = *o;
 }
 
 int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
@@ -444,12 +451,19 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
         sym[i] = t[i]->nfind ? sym_open(t[i]) : NULL;
     }
     progress("grouping findings", 1, 1);
-    struct member *m = group_findings(t, sym, npaths, findings);
+    struct race_member *m = group_findings(t, sym, npaths, findings);
     progress(NULL, 0, 0);
     size_t groups = 0;
     for (size_t i = 0; i < findings; i++)
         groups += m[i].count != 0;
-    if (json) {
+    /* A file that cannot be written is reported by its writer: exit 2, as for output */
+    if (outputs.sarif && sarif_write(&outputs, t, sym, npaths, m, findings) != 0)
+        status = RACE_EXIT_BADINPUT;
+    if (outputs.html && html_write(&outputs, t, sym, npaths, m, findings) != 0)
+        status = RACE_EXIT_BADINPUT;
+    if (outputs.sarif && strcmp(outputs.sarif, "-") == 0) {
+        /* SARIF took stdout */
+    } else if (json) {
         printf("{\"findings\":[");
         for (size_t i = 0; i < findings; i++) {
             printf(i ? ",\n" : "\n");
@@ -475,6 +489,10 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
                 text_finding(t[i], sym[i], &t[i]->find[m[k].index]);
                 if (m[k].count > 1)
                     printf("(this finding, with the same use and free stacks, was seen %zu times)\n", m[k].count);
+            }
+            if (report_last_ms > 0) { /* --last MS: last.c */
+                block();
+                last_text(t[i], sym[i]);
             }
             /* Many processes (a test suite under race run): a summary only for those
              * with something to say, then one line for the rest. */

@@ -7,23 +7,22 @@
 
 #include "race.h"
 
-static void text_frame(const struct race_frame *f, unsigned i, const char *indent)
+void stack_frame_text(FILE *out, const struct race_frame *f, unsigned i, const char *indent)
 {
-    printf("%s#%u 0x%016llx in ", indent, i, (unsigned long long)f->pc);
+    fprintf(out, "%s#%u 0x%016llx in ", indent, i, (unsigned long long)f->pc);
     if (f->func)
-        text_str(stdout, f->func, strlen(f->func));
+        text_str(out, f->func, strlen(f->func));
     else if (f->file || !f->module)
-        printf("??");
+        fputs("??", out);
     if (f->file) {
-        putchar(' ');
-        text_str(stdout, f->file, strlen(f->file));
-        printf(":%d", f->line);
+        fputc(' ', out);
+        text_str(out, f->file, strlen(f->file));
+        fprintf(out, ":%d", f->line);
     } else if (f->module) {
-        printf(f->func ? " (" : "");
-        text_str(stdout, f->module, strlen(f->module));
-        printf("+0x%llx%s", (unsigned long long)f->modoff, f->func ? ")" : "");
+        fputs(f->func ? " (" : "", out);
+        text_str(out, f->module, strlen(f->module));
+        fprintf(out, "+0x%llx%s", (unsigned long long)f->modoff, f->func ? ")" : "");
     }
-    putchar('\n');
 }
 
 static void json_frame(const struct race_frame *f)
@@ -71,7 +70,8 @@ void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_
     for (uint32_t i = 0; i < st.nframes; i++) {
         struct race_frame f;
         sym_frame(sym, st.pc[i], ts, exact(&st, i, fault_pc), &f);
-        text_frame(&f, i, indent);
+        stack_frame_text(stdout, &f, i, indent);
+        putchar('\n');
     }
 }
 
@@ -92,4 +92,16 @@ const char *stack_json(struct race_trace *t, struct race_sym *sym, uint32_t id, 
     }
     putchar(']');
     return why;
+}
+
+uint32_t stack_frames(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
+                      uint64_t fault_pc, struct race_frame *out)
+{
+    struct race_stack st;
+    const char *why;
+    if (!id || trace_stack(t, id, &st, &why) != RACE_STACK_OK)
+        return 0;
+    for (uint32_t i = 0; i < st.nframes; i++)
+        sym_frame(sym, st.pc[i], ts, exact(&st, i, fault_pc), &out[i]);
+    return st.nframes;
 }
