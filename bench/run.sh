@@ -63,15 +63,9 @@ if [ "$rounds" -lt 1 ] || [ "$work" -lt 1 ]; then
     exit 2
 fi
 
-note() { echo "bench: $*" >&2; }
-# CPU seconds the whole machine has spent busy (user nice system irq softirq steal).
-busy() { awk '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-# Sets cc to the CPU seconds this shell's finished children have used (`times`, second
-# line; it must run in this shell, not in a command substitution).
-children_cpu() {
-    times >"$work_dir/times"
-    cc=$(sed -n 2p "$work_dir/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.3f\n", t }')
-}
+bench_name=bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ncpu=$(nproc)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -129,31 +123,11 @@ if env LD_PRELOAD="$shim" RACE_DIR="$trace_dir" RACE_GUARD_SAMPLE=0 /bin/true 2>
 fi
 rm -f "$trace_dir"/*
 
-# median FIELD KEY...: median of FIELD over the data lines holding every KEY (k=v words)
-# values FIELD KEY...: FIELD of every data line holding every KEY (k=v words), sorted
-values() {
-    local field=$1; shift
-    awk -v f="$field" -v keys="$*" '
-        BEGIN { nk = split(keys, want, " ") }
-        { delete kv; for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-          for (k = 1; k <= nk; k++) { split(want[k], p, "="); if (kv[p[1]] != p[2]) next }
-          if (f in kv) print kv[f] }' "$data" | sort -g
-}
-median() {
-    values "$@" | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan";
-                        else if (NR % 2) print a[(NR + 1) / 2];
-                        else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-minimum() { values "$@" | awk 'NR == 1 { m = $1 } END { print (NR ? m : "nan") }'; }
-fmt() { awk -v x="$2" "BEGIN { if (x == \"nan\") print \"n/a\"; else printf \"$1\", x }"; }
-calc() { awk "BEGIN { x = $1; printf \"%.6f\", x }"; }
-
 : >"$data"
 tables=$work_dir/tables.md
 : >"$tables"
 targets=$work_dir/targets.md
 : >"$targets"
-emit() { printf '%s\n' "$*" >>"$tables"; }
 
 # ---- 1. Ractor churn ---------------------------------------------------------------
 if [ "$skip_ruby" = 0 ]; then
