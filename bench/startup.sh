@@ -6,7 +6,9 @@
 # RSS (GNU time), and the trace's size on disk (du) after the process ended. Writes the
 # Markdown to bench/results-startup.md with the commit, the load and the command. A
 # benchmark, not a test: it exits non-zero only when it cannot run.
-# usage: bench/startup.sh [--rounds N] [--ruby PATH]... [--shim PATH] [--dir DIR] [--out FILE]
+# --compare PATH adds the default configuration of another librace.so (an earlier build:
+# before/after in one interleaved run).
+# usage: bench/startup.sh [--rounds N] [--ruby PATH]... [--shim PATH] [--compare PATH] [--dir DIR] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,17 +16,18 @@ bench_name=startup
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-rounds=15 out=bench/results-startup.md shim_src="" parent=${TMPDIR:-/tmp}
+rounds=15 out=bench/results-startup.md shim_src="" cmp_src="" parent=${TMPDIR:-/tmp}
 rubies=()
 argv_used="bench/startup.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
     case $1 in
-    --rounds | --ruby | --shim | --dir | --out)
+    --rounds | --ruby | --shim | --compare | --dir | --out)
         [ $# -ge 2 ] || { note "$1 needs a value"; exit 2; }
         case $1 in
         --rounds) rounds=$2 ;;
         --ruby) rubies+=("$2") ;;
         --shim) shim_src=$2 ;;
+        --compare) cmp_src=$2 ;;
         --dir) parent=$2 ;;
         --out) out=$2 ;;
         esac
@@ -85,6 +88,13 @@ cfg_name[nowatch]="RACE_WATCH=none"
 cfg_name[noguard]="RACE_GUARD_SAMPLE=0"
 cfg_name[nostack]="RACE_STACK_SAMPLE=0"
 cfg_name[bare]="bare recording (stacks, guards, watch off)"
+if [ -n "$cmp_src" ]; then
+    [ -f "$cmp_src" ] || die "no librace.so at $cmp_src"
+    cp "$cmp_src" "$work_dir/compare.so"
+    cfgs+=(cmp)
+    cfg_env[cmp]="LD_PRELOAD=$work_dir/compare.so RACE_DIR=$trace_dir"
+    cfg_name[cmp]="default of $cmp_src (sha256 $(sha256sum "$cmp_src" | cut -c1-12)...)"
+fi
 
 for r in $(seq "$rounds"); do
     for ri in "${!rubies[@]}"; do
