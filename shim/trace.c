@@ -37,6 +37,9 @@ static dev_t trace_dev;
 static ino_t trace_ino;
 static int reserve_failed;
 static uint8_t *map_base;
+/* In a fork child: the parent's mapping, which the child's trace replaces in place. */
+static void *fork_at;
+static uint64_t fork_at_size;
 
 static uint64_t round_up(uint64_t x, uint64_t to)
 {
@@ -223,7 +226,15 @@ int race_trace_open(int forked)
         race_notice("cannot reserve space for ", path, ": ", strerrordesc_np(e));
         return -1;
     }
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* A fork child maps its trace over its parent's, at the same address: the
+     * probes' records (watch.c) and whatever else points into the trace stay valid,
+     * and nothing of the child's can reach the parent's file. */
+    void *at = fork_at;
+    int fixed = at && size == fork_at_size;
+    if (at && !fixed)
+        munmap(at, fork_at_size);
+    fork_at = NULL;
+    void *map = mmap(fixed ? at : NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (fixed ? MAP_FIXED : 0), fd, 0);
     int e = errno;
     struct stat st;
     if (map == MAP_FAILED || fstat(fd, &st) != 0) {
@@ -303,13 +314,35 @@ static void atfork_child(void)
     uint64_t old_size = race_g.map_size;
     race_g.hdr = NULL;
     race_g.epoch++;
-    if (old)
-        munmap(old, old_size);
     if (trace_fd >= 0 && trace_file() == trace_fd)
         close(trace_fd); /* the parent's */
     trace_fd = -1;
-    if (old && race_trace_open(1) != 0)
+    if (!old)
+        return;
+    /* What is watched was decided before the fork, and the child's ENTER/EXIT/HIT
+     * events name the same probe records: they are carried into its trace (with
+     * their hit counts reset to the child's own). */
+    uint64_t poff = old->probes.off, psize = old->probes.size;
+    void *saved = psize ? mmap(NULL, psize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : NULL;
+    if (saved == MAP_FAILED)
+        saved = NULL;
+    if (saved)
+        memcpy(saved, (uint8_t *)old + poff, psize);
+    fork_at = old;
+    fork_at_size = old_size;
+    if (race_trace_open(1) != 0) {
+        munmap(old, old_size); /* never write into the parent's file */
         race_notice("the forked child (pid ", "", "", ") records nothing");
+    } else if (saved && race_g.hdr->probes.off == poff && race_g.hdr->probes.size == psize) {
+        struct race_probe_hdr *ph = (struct race_probe_hdr *)((uint8_t *)race_g.hdr + poff);
+        memcpy(ph, saved, psize);
+        struct race_probe_rec *rec = (struct race_probe_rec *)(ph + 1);
+        uint64_t n = ph->used < ph->cap ? ph->used : ph->cap;
+        for (uint64_t i = 0; i < n; i++)
+            __atomic_store_n(&rec[i].hits, 0, __ATOMIC_RELAXED);
+    }
+    if (saved)
+        munmap(saved, psize);
 }
 
 __attribute__((constructor)) static void race_init(void)
