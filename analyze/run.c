@@ -50,6 +50,11 @@ static const char run_help_head[] =
     "                         new directory race.<command>.<pid> here\n"
     "      --json             the report as JSON (as `race report --json`)\n"
     "      --no-report        only record; `race report DIR/*.trace` reads them later\n"
+    "                         (every trace is kept)\n"
+    "      --keep=WHAT        findings (default): once a process has ended, its trace is\n"
+    "                         removed unless it holds findings, crashes or damage (one\n"
+    "                         line at the end says how many and their size); all: keep\n"
+    "                         every trace\n"
     "      --error-exitcode=N exit with N when there are findings (default 66; 0: keep\n"
     "                         the command's status)\n"
     "      --library PATH     librace.so to preload (default: next to this race, in-tree\n"
@@ -199,6 +204,131 @@ static char **list_traces(const char *dir, int *n)
     return v;
 }
 
+/* ---- Removing the traces nobody will read ----------------------------------------
+ * A test suite under race run starts hundreds of processes; nearly all of them end
+ * cleanly, and their traces would fill the disk before the report. While the command
+ * runs (once a second) and after the report, each trace of this run whose process has
+ * ended is judged once: kept when it holds findings, crashes or damage (what the report
+ * shows a trace for: a problem of the file, torn or corrupt records), removed otherwise. */
+struct prune {
+    bool on;
+    const char *dir;
+    char **before;                /* traces of earlier runs: never touched */
+    int before_n;
+    char **kept;                  /* judged and kept (or unreadable): not judged again */
+    size_t nkept, cap;
+    unsigned long long removed, removed_bytes, removed_events;
+};
+
+static bool in_list(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* The trace's process has ended: its pid (from the header) names no process. A pid
+ * reused by another process only delays the judgement. */
+static bool process_ended(const char *path)
+{
+    struct race_hdr h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    ssize_t n = pread(fd, &h, sizeof h, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof h || memcmp(h.magic, RACE_TRACE_MAGIC, 8) != 0 || h.pid <= 0)
+        return false; /* not written yet, or not a trace: left alone */
+    return kill(h.pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Findings, crashes or damage. Read quietly: the report prints each problem once. */
+static bool worth_keeping(const char *path, unsigned long long *events)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved >= 0 && null >= 0)
+        dup2(null, STDERR_FILENO);
+    struct race_trace *t = trace_open(path);
+    if (saved >= 0 && null >= 0)
+        dup2(saved, STDERR_FILENO);
+    if (saved >= 0)
+        close(saved);
+    if (null >= 0)
+        close(null);
+    bool keep = !t->identified || t->problems || t->nfind || t->find_dropped || t->find_incomplete ||
+                t->n_torn || t->n_corrupt;
+    const struct race_section *c = &t->hdr.crashes;
+    if (!keep && c->size && c->off + sizeof(struct race_crash_hdr) <= t->size) {
+        const struct race_crash_hdr *ch = (const struct race_crash_hdr *)(t->map + c->off);
+        keep = ch->used != 0;
+    }
+    *events = t->n_valid;
+    trace_close(t);
+    return keep;
+}
+
+static void prune_pass(struct prune *p)
+{
+    if (!p->on)
+        return;
+    int n;
+    char **all = list_traces(p->dir, &n);
+    for (int k = 0; k < n; k++) {
+        if (!in_list(p->before, (size_t)p->before_n, all[k]) && !in_list(p->kept, p->nkept, all[k]) &&
+            process_ended(all[k])) {
+            unsigned long long events = 0;
+            struct stat st;
+            bool have = stat(all[k], &st) == 0;
+            if (!worth_keeping(all[k], &events) && have && unlink(all[k]) == 0) {
+                p->removed++;
+                p->removed_bytes += (unsigned long long)st.st_blocks * 512;
+                p->removed_events += events;
+            } else {
+                if (p->nkept + 1 >= p->cap) {
+                    p->cap = p->cap ? p->cap * 2 : 64;
+                    p->kept = xreallocarray(p->kept, p->cap, sizeof *p->kept);
+                }
+                p->kept[p->nkept++] = all[k];
+                all[k] = NULL;
+            }
+        }
+        free(all[k]);
+    }
+    free(all);
+}
+
+static void prune_say(const struct prune *p)
+{
+    if (p->on && p->removed)
+        fprintf(stderr, "race run: removed %llu trace%s of processes that ended without findings, crashes or "
+                        "damage (%.1f MiB on disk, %llu events; --keep=all keeps them)\n",
+                p->removed, p->removed == 1 ? "" : "s", (double)p->removed_bytes / 1048576.0, p->removed_events);
+}
+
+static void prune_free(struct prune *p)
+{
+    for (size_t i = 0; i < p->nkept; i++)
+        free(p->kept[i]);
+    free(p->kept);
+}
+
+/* waitpid for the command; with pruning on, a pass every second meanwhile. */
+static void wait_pruning(pid_t pid, int *wst, struct prune *p, const sigset_t *chld)
+{
+    for (;;) {
+        pid_t w = waitpid(pid, wst, p->on ? WNOHANG : 0);
+        if (w == pid || (w < 0 && errno != EINTR))
+            return;
+        if (w == 0) {
+            struct timespec second = {1, 0};
+            sigtimedwait(chld, NULL, &second);
+            prune_pass(p);
+        }
+    }
+}
+
 static char *default_dir(const char *cmd)
 {
     const char *base = strrchr(cmd, '/');
@@ -214,7 +344,7 @@ static char *default_dir(const char *cmd)
 int cmd_run(int argc, char **argv)
 {
     const char *dir = NULL, *library = NULL;
-    bool json = false, report = true;
+    bool json = false, report = true, keep_all = false;
     long error_exitcode = RUN_EXIT_FINDINGS_DEFAULT;
     int i = 0;
     for (; i < argc; i++) {
@@ -254,6 +384,10 @@ int cmd_run(int argc, char **argv)
             dir = value;
         } else if (nlen == 7 && strncmp(name, "library", 7) == 0) {
             library = value;
+        } else if (nlen == 4 && strncmp(name, "keep", 4) == 0) {
+            if (strcmp(value, "all") != 0 && strcmp(value, "findings") != 0)
+                return usage("--keep wants 'findings' or 'all', not '%s'", value);
+            keep_all = value[0] == 'a';
         } else if (nlen == 14 && strncmp(name, "error-exitcode", 14) == 0) {
             char *end;
             errno = 0;
@@ -300,6 +434,14 @@ int cmd_run(int argc, char **argv)
     setenv("RACE_DIR", absdir, 1);
     set_preload(lib);
 
+    struct prune pr = {.on = report && !keep_all, .dir = absdir, .before = before, .before_n = before_n};
+    /* SIGCHLD stays pending while race run waits, so the wait can time out for a
+     * pruning pass and still wake the moment the command ends. */
+    sigset_t chld, old_mask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old_mask);
+
     /* The exec error travels back through a close-on-exec pipe. */
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -313,6 +455,7 @@ int cmd_run(int argc, char **argv)
         return RUN_EXIT_NOEXEC;
     }
     if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         close(pfd[0]);
         execvp(cmd[0], cmd);
         int e = errno;
@@ -340,8 +483,8 @@ int cmd_run(int argc, char **argv)
     while (r < 0 && errno == EINTR);
     close(pfd[0]);
     int wst = 0;
-    while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-        ;
+    wait_pruning(pid, &wst, &pr, &chld);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     child_pid = 0;
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);
@@ -382,7 +525,11 @@ int cmd_run(int argc, char **argv)
         if (saved >= 0)
             close(saved);
     }
-    fprintf(stderr, "race run: %d trace%s in %s\n", nmine, nmine == 1 ? "" : "s", absdir);
+    unsigned long long removed_before = pr.removed;
+    prune_pass(&pr);
+    prune_say(&pr);
+    int left = nmine - (int)(pr.removed - removed_before);
+    fprintf(stderr, "race run: %d trace%s in %s\n", left, left == 1 ? "" : "s", absdir);
     bool findings = nfind > 0;
     if (!report)
         for (int k = 0; k < nmine && !findings; k++) {
@@ -397,6 +544,7 @@ int cmd_run(int argc, char **argv)
     free(all);
     free(before);
     free(mine);
+    prune_free(&pr);
     free(absdir);
     free(own_dir);
     free(lib);

@@ -89,8 +89,9 @@ fi
 # multiple-of-RACE_GUARD_SAMPLE allocation; see the note under the table).
 det_runs=$(( runs < 10 ? runs : 10 ))
 
-note() { echo "detect: $*" >&2; }
-busy() { awk '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
+bench_name=detect
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ncpu=$(nproc)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -151,34 +152,6 @@ tables=$work_dir/tables.md
 : >"$tables"
 targets=$work_dir/targets.md
 : >"$targets"
-emit() { printf '%s\n' "$*" >>"$tables"; }
-
-# Same helpers as run.sh: FIELD of the data lines holding every KEY (k=v words).
-values() {
-    local field=$1; shift
-    awk -v f="$field" -v keys="$*" '
-        BEGIN { nk = split(keys, want, " ") }
-        { delete kv; for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-          for (k = 1; k <= nk; k++) { split(want[k], p, "="); if (kv[p[1]] != p[2]) next }
-          if (f in kv) print kv[f] }' "$data" | sort -g
-}
-median() {
-    values "$@" | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan";
-                        else if (NR % 2) print a[(NR + 1) / 2];
-                        else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-minimum() { values "$@" | awk 'NR == 1 { m = $1 } END { print (NR ? m : "nan") }'; }
-maximum() { values "$@" | awk '{ m = $1 } END { print (NR ? m : "nan") }'; }
-count() { values "$@" | awk 'END { print NR }'; }
-# quantiles FIELD KEY...: "min / p10 / median / p90 / max" of FIELD
-quantiles() {
-    values "$@" | awk '{ a[NR] = $1 }
-        function q(p,  i) { i = int(p * (NR - 1) + 0.5) + 1; return a[i] }
-        END { if (NR == 0) print "n/a"; else printf "%s / %s / %s / %s / %s", a[1], q(0.1), q(0.5), q(0.9), a[NR] }'
-}
-fmt() { awk -v x="$2" "BEGIN { if (x == \"nan\") print \"n/a\"; else printf \"$1\", x }"; }
-calc() { awk "BEGIN { x = $1; printf \"%.6f\", x }"; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 # The command line of a configuration as the tables show it.
 shown() {
     local e=${1//$trace_dir/\$RACE_DIR}

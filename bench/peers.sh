@@ -40,8 +40,9 @@ interleaved, and writes the comparison to bench/results-peers.md.
 EOF
 }
 
-die() { echo "peers: $*" >&2; exit 1; }
-note() { echo "peers: $*" >&2; }
+bench_name=peers
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 rounds=5 vg_rounds=3 work=500000 vg_work=40000 quick=0 out=bench/results-peers.md
 parent=${TMPDIR:-/tmp}
@@ -184,9 +185,6 @@ for w in "$work" "$vg_work" "$vg_small"; do
     expect[$w]=$(ractor_lines "$work_dir/stdout")
 done
 
-# CPU seconds the whole machine has spent busy, for the share other processes took.
-busy() { awk '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
 # asan_what FILE: ASan's first report in FILE on one line: KIND, ACCESS, in FUNCTION. A
 # report can be cut off when the process exits while ASan prints it (at exit, from a
@@ -354,7 +352,6 @@ vg_short=$(div "$vg_l" "$none_l")
 
 tables=$work_dir/tables.md
 : >"$tables"
-emit() { printf '%s\n' "$*" >>"$tables"; }
 
 # Cells of the summary table.
 wall_cell() { # wall_cell TOOL

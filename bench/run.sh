@@ -2,9 +2,11 @@
 # Benchmarks of librace.so: prints Markdown tables and writes them to bench/results.md
 # (date, kernel, CPU, commit, exact command lines included). A benchmark, not a test: it
 # never fails on a slow result; it exits non-zero only when it cannot run.
-#   1. The Ractor churn workload (examples/ractor_churn.rb, 2 Ractors) under four
-#      configurations: no shim, RACE_STACK_SAMPLE=0, the default, RACE_STACK_SAMPLE=1.
-#      Configurations interleave within each round (ABCD ABCD ...); medians of the rounds.
+#   1. The Ractor churn workload (examples/ractor_churn.rb, 2 Ractors) under six
+#      configurations: no shim, bare recording (stacks, guards and watch off),
+#      RACE_STACK_SAMPLE=0, the default, the default with a 2 MiB ring (RSS),
+#      RACE_STACK_SAMPLE=1. Configurations interleave within each round (ABC.. ABC..);
+#      medians of the rounds.
 #      Wall time, user+sys CPU, peak RSS (GNU time's %M), events recorded per run.
 #   2. bench/free_cost.c: ns per malloc+free pair under the same four configurations;
 #      the shim's cost per free is median(shim) - median(no shim).
@@ -63,15 +65,9 @@ if [ "$rounds" -lt 1 ] || [ "$work" -lt 1 ]; then
     exit 2
 fi
 
-note() { echo "bench: $*" >&2; }
-# CPU seconds the whole machine has spent busy (user nice system irq softirq steal).
-busy() { awk '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-# Sets cc to the CPU seconds this shell's finished children have used (`times`, second
-# line; it must run in this shell, not in a command substitution).
-children_cpu() {
-    times >"$work_dir/times"
-    cc=$(sed -n 2p "$work_dir/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.3f\n", t }')
-}
+bench_name=bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ncpu=$(nproc)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -109,13 +105,17 @@ data=$work_dir/data
 
 # ---- Configurations ----------------------------------------------------------------
 default_sample=$(sed -n 's/^RACE_OPT(RACE_STACK_SAMPLE, *int, *\([0-9]*\),.*/\1/p' common/options.def)
-cfgs=(none s0 def s1)
+cfgs=(none bare s0 def ring2 s1)
 declare -A cfg_env cfg_name
 cfg_env[none]=""
 cfg_env[s0]="LD_PRELOAD=$shim RACE_DIR=$trace_dir RACE_STACK_SAMPLE=0"
 cfg_env[def]="LD_PRELOAD=$shim RACE_DIR=$trace_dir"
 cfg_env[s1]="LD_PRELOAD=$shim RACE_DIR=$trace_dir RACE_STACK_SAMPLE=1"
+cfg_env[bare]="LD_PRELOAD=$shim RACE_DIR=$trace_dir RACE_STACK_SAMPLE=0 RACE_GUARD_SAMPLE=0 RACE_WATCH=none"
+cfg_env[ring2]="LD_PRELOAD=$shim RACE_DIR=$trace_dir RACE_RING_MB=2"
 cfg_name[none]="no shim"
+cfg_name[bare]="bare recording (stacks, guards, watch off)"
+cfg_name[ring2]="default, RACE_RING_MB=2"
 cfg_name[s0]="RACE_STACK_SAMPLE=0"
 cfg_name[def]="default (RACE_STACK_SAMPLE=${default_sample:-?})"
 cfg_name[s1]="RACE_STACK_SAMPLE=1"
@@ -129,31 +129,16 @@ if env LD_PRELOAD="$shim" RACE_DIR="$trace_dir" RACE_GUARD_SAMPLE=0 /bin/true 2>
 fi
 rm -f "$trace_dir"/*
 
-# median FIELD KEY...: median of FIELD over the data lines holding every KEY (k=v words)
-# values FIELD KEY...: FIELD of every data line holding every KEY (k=v words), sorted
-values() {
-    local field=$1; shift
-    awk -v f="$field" -v keys="$*" '
-        BEGIN { nk = split(keys, want, " ") }
-        { delete kv; for (i = 1; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-          for (k = 1; k <= nk; k++) { split(want[k], p, "="); if (kv[p[1]] != p[2]) next }
-          if (f in kv) print kv[f] }' "$data" | sort -g
-}
-median() {
-    values "$@" | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan";
-                        else if (NR % 2) print a[(NR + 1) / 2];
-                        else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-minimum() { values "$@" | awk 'NR == 1 { m = $1 } END { print (NR ? m : "nan") }'; }
-fmt() { awk -v x="$2" "BEGIN { if (x == \"nan\") print \"n/a\"; else printf \"$1\", x }"; }
-calc() { awk "BEGIN { x = $1; printf \"%.6f\", x }"; }
-
 : >"$data"
 tables=$work_dir/tables.md
 : >"$tables"
 targets=$work_dir/targets.md
 : >"$targets"
-emit() { printf '%s\n' "$*" >>"$tables"; }
+
+# target NAME RATIO LIMIT SHOWN: one row of the targets table.
+target() {
+    echo "| $1 | $4 | $(awk -v x="$2" -v l="$3" 'BEGIN { if (x <= l) print "met"; else printf "missed by %.2fx (%.0f%% over)", x - l, 100 * (x - l) / l }') |" >>"$targets"
+}
 
 # ---- 1. Ractor churn ---------------------------------------------------------------
 if [ "$skip_ruby" = 0 ]; then
@@ -242,9 +227,15 @@ if [ "$skip_ruby" = 0 ]; then
             wr=$(fmt '%.2f' "$(calc "$w / $base_wall")")
             wm=$(fmt '%.2f' "$(calc "$(minimum wall part=ruby ruby="$ri" cfg="$c") / $base_min")")
             emit "| ${cfg_name[$c]} | $(fmt '%.3f' "$w") | $wr | $wm | $(fmt '%.3f' "$cp") | $(fmt '%.2f' "$(calc "$cp / $base_cpu")") | $(fmt '%.1f' "$(calc "$rss / 1024")") | $evs | $sts | $per | $((n - diffs))/$n |"
+            cr=$(fmt '%.2f' "$(calc "$cp / $base_cpu")")
             case $c in
-            def) echo "| default ≤ 1.05x wall (Ruby $ver) | $wr ($wm) | $(awk -v x="$wr" 'BEGIN { if (x <= 1.05) print "met"; else printf "missed by %.2fx (%.0f%% over)", x - 1.05, 100 * (x - 1.05) / 1.05 }') |" >>"$targets" ;;
-            s1) echo "| RACE_STACK_SAMPLE=1 ≤ 1.5x wall (Ruby $ver) | $wr ($wm) | $(awk -v x="$wr" 'BEGIN { if (x <= 1.5) print "met"; else printf "missed by %.2fx (%.0f%% over)", x - 1.5, 100 * (x - 1.5) / 1.5 }') |" >>"$targets" ;;
+            def) target "default ≤ 1.05x wall (Ruby $ver)" "$wr" 1.05 "$wr ($wm)"
+                 target "default ≤ 1.05x CPU (Ruby $ver)" "$cr" 1.05 "$cr"
+                 echo "| peak RSS over no shim, default ring (Ruby $ver) | +$(fmt '%.1f' "$(calc "($rss - $(median rss part=ruby ruby="$ri" cfg=none)) / 1024")") MiB | - |" >>"$targets" ;;
+            ring2) echo "| peak RSS over no shim, RACE_RING_MB=2 (Ruby $ver) | +$(fmt '%.1f' "$(calc "($rss - $(median rss part=ruby ruby="$ri" cfg=none)) / 1024")") MiB | - |" >>"$targets" ;;
+            bare) target "bare recording ≤ 1.03x wall (Ruby $ver)" "$wr" 1.03 "$wr ($wm)"
+                  target "bare recording ≤ 1.03x CPU (Ruby $ver)" "$cr" 1.03 "$cr" ;;
+            s1) target "RACE_STACK_SAMPLE=1 ≤ 1.5x wall (Ruby $ver)" "$wr" 1.5 "$wr ($wm)" ;;
             esac
         done
         emit ""

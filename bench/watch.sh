@@ -33,7 +33,9 @@ ruby=$(scripts/build-ruby.sh plain)
 shim=$PWD/shim/librace.so
 w=$(mktemp -d "${TMPDIR:-/tmp}/race-watch.XXXXXX")
 trap 'rm -rf "$w"' EXIT
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+bench_name=watch
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 now() { date +%s.%N; }
 
 # ---- 1. one hit ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 /* pool.c - the guarded sampling pool (GWP-ASan style). A sampled allocation gets a
  * slot of its own: data pages between guard pages, the block aligned to the end so an
- * overflow faults at once. On free the slot's pages are replaced by a fresh PROT_NONE
- * mapping (they leave RSS) and the slot waits in a FIFO, so the least recently freed
- * slot is reused first. Owns the slot table and the sampling decision. The decision on
+ * overflow faults at once. On free the slot's pages become PROT_NONE (mprotect: they
+ * stay mapped, so reuse costs no new mapping and no page fault; slots larger than
+ * RELEASE_OVER bytes also give their pages back) and the slot waits in a FIFO, so the
+ * least recently freed slot is reused first. Owns the slot table and the sampling decision. The decision on
  * the allocation fast path is one per-thread countdown (shim.h); everything here is
  * the sampled slow path, which may make syscalls but never locks or allocates. */
 #include <sched.h>
@@ -13,6 +14,10 @@
 
 #define PAGE 4096u
 #define CANARY 0xacu
+/* Freed slots of at most this many data bytes keep their pages (256 default slots of
+ * one page: 1 MiB at most); larger ones drop them, or big RACE_GUARD_SIZES would pin
+ * slots x size of memory. */
+#define RELEASE_OVER (4u * PAGE)
 
 enum { SLOT_FRESH = 0, SLOT_LIVE = 1, SLOT_BUSY = 2, SLOT_FREED = 3 };
 
@@ -227,7 +232,8 @@ int race_pool_decide(struct race_tls *t, size_t n)
     return race_opt.RACE_GUARD_SITES[0] && at_site();
 }
 
-/* A slot's pages are always a fresh mapping, hence zero: calloc needs nothing more. */
+/* A block is handed out zeroed (its pages may hold a freed block's bytes): calloc
+ * needs nothing more. */
 void *race_pool_alloc(size_t size, size_t align)
 {
     uint32_t i;
@@ -240,8 +246,7 @@ void *race_pool_alloc(size_t size, size_t align)
         return NULL;
     struct slot *s = &slots[i];
     uint8_t *data = slot_data(i);
-    if (mmap(data, data_size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-             -1, 0) == MAP_FAILED) {
+    if (mprotect(data, data_size, PROT_READ | PROT_WRITE) != 0) {
         enqueue(i);
         return NULL;
     }
@@ -253,6 +258,7 @@ void *race_pool_alloc(size_t size, size_t align)
     if (!rs)
         rs = align;
     uint8_t *p = data + data_size - rs;
+    memset(p, 0, size);
     memset(p + size, CANARY, rs - size);
     struct race_tls *t = &race_tls;
     s->addr = (uint64_t)(uintptr_t)p;
@@ -359,8 +365,9 @@ void race_pool_free(void *p, unsigned entry)
     s->free_ts = race_now();
     s->free_seq = race_record_event(RACE_EV_FREE, entry, RACE_RF_GUARDED, p, s->size, i, s->free_stack);
     __atomic_store_n(&s->state, SLOT_FREED, __ATOMIC_RELEASE);
-    mmap(slot_data((uint32_t)i), data_size, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-         -1, 0);
+    mprotect(slot_data((uint32_t)i), data_size, PROT_NONE);
+    if (data_size > RELEASE_OVER)
+        madvise(slot_data((uint32_t)i), data_size, MADV_DONTNEED);
     enqueue((uint32_t)i);
 }
 

@@ -4,12 +4,22 @@
  * half is inline in ring.h. Never blocks, never locks, never allocates. Protocol:
  * common/FORMAT.md. */
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ring.h"
+#include "trace.h"
 
 static pthread_key_t exit_key;
 static int exit_key_ok;
+/* Which chunks have disk space in this process's trace (trace.h): the ring reserves a
+ * chunk the first time it claims it, and never touches one without space (on tmpfs
+ * even reading a hole of a full file faults with SIGBUS). NULL: all of them, reserved
+ * at once because this array could not be mapped. */
+enum { CHUNK_UNTRIED, CHUNK_BACKED, CHUNK_NO_SPACE };
+static uint8_t *backed;
+static uint64_t backed_size;
+static uint32_t backed_count, all_backed;
 
 static inline struct race_chunk *chunk_at(uint64_t i)
 {
@@ -20,6 +30,32 @@ void race_ring_attach(struct race_hdr *h)
 {
     race_g.ring = (uint8_t *)h + h->ring.off;
     race_g.nchunks = h->nchunks;
+    if (backed) /* the parent's, in a fork child */
+        munmap(backed, backed_size);
+    backed_size = (h->nchunks + 4095u) & ~4095ull;
+    backed = mmap(NULL, backed_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    backed_count = 0;
+    all_backed = 0;
+    if (backed == MAP_FAILED) {
+        backed = NULL;
+        all_backed = race_trace_reserve(h->ring.off, h->ring.size) == 0;
+    }
+}
+
+/* 1 when chunk i may be written: backed now or before. */
+static int chunk_backed(struct race_hdr *h, uint32_t i)
+{
+    if (!backed)
+        return all_backed;
+    uint8_t b = __atomic_load_n(&backed[i], __ATOMIC_ACQUIRE);
+    if (b == CHUNK_UNTRIED) {
+        b = race_trace_reserve(h->ring.off + (uint64_t)i * RACE_CHUNK_SIZE, RACE_CHUNK_SIZE) == 0 ? CHUNK_BACKED
+                                                                                                 : CHUNK_NO_SPACE;
+        __atomic_store_n(&backed[i], b, __ATOMIC_RELEASE);
+        if (b == CHUNK_BACKED)
+            __atomic_fetch_add(&backed_count, 1, __ATOMIC_RELAXED);
+    }
+    return b == CHUNK_BACKED;
 }
 
 /* Hands the thread's chunk back to the ring: it may now be overwritten. */
@@ -51,6 +87,14 @@ static int claim(struct race_tls *t)
     uint32_t n = race_g.nchunks;
     for (uint32_t tries = 0; tries < n + 8; tries++) {
         uint64_t gen = __atomic_fetch_add(&h->next_chunk, 1, __ATOMIC_RELAXED);
+        /* A chunk never claimed has no disk space yet: reserved now, in the claim's
+         * slow path, never in the per-record one. When the disk is full the ring
+         * goes on with the chunks it has; with none, the event is dropped. */
+        if (!chunk_backed(h, (uint32_t)(gen % n))) {
+            if (!__atomic_load_n(&backed_count, __ATOMIC_RELAXED))
+                return 0;
+            continue;
+        }
         struct race_chunk *c = chunk_at(gen % n);
         uint64_t want = (gen + 1) << RACE_STATE_USED_BITS | RACE_STATE_HELD;
         uint64_t old = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);

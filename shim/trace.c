@@ -1,19 +1,24 @@
 /* trace.c - the trace file's life: created at start-up (and again in a fork child)
- * with O_EXCL|O_NOFOLLOW, 0600, its whole size reserved so a full disk fails here and
- * not as SIGBUS later; mapped MAP_SHARED so it survives any death of the process;
- * marked closed by the exit handler. Owns the constructor, the destructor and the
- * atfork child handler. Uses syscalls and stack buffers only: it runs before the
- * allocator is settled and in the child of a multi-threaded fork. */
+ * with O_EXCL|O_NOFOLLOW, 0600, at its full size but sparse; mapped MAP_SHARED so it
+ * survives any death of the process; disk space reserved with fallocate before any
+ * part is first written (the fixed sections at once, the ring and the depot step by
+ * step as they fill), so a full disk costs dropped events and never a SIGBUS; at a
+ * clean exit the reserved space nothing was written to is given back, and the file is
+ * marked closed. Owns the constructor, the destructor and the atfork child handler.
+ * Uses syscalls and stack buffers only: it runs before the allocator is settled, in
+ * the child of a multi-threaded fork, and (reservations) in signal handlers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
+#include "trace.h"
 
 __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 struct race_global race_g;
@@ -23,6 +28,114 @@ static char trace_path[4200];
 #define FINDINGS_SIZE (64u + 1024u * sizeof(struct race_finding))
 #define PROBES_SIZE (64u + 256u * sizeof(struct race_probe_rec))
 #define CRASHES_SIZE (64u + 16u * sizeof(struct race_crash))
+#define PAGE 4096u
+
+/* The open trace file, kept for the reservations and the trim at exit; identified by
+ * device and inode, because a program may close descriptors it did not open. */
+static int trace_fd = -1;
+static dev_t trace_dev;
+static ino_t trace_ino;
+static int reserve_failed;
+static uint8_t *map_base;
+/* In a fork child: the parent's mapping, which the child's trace replaces in place. */
+static void *fork_at;
+static uint64_t fork_at_size;
+
+static uint64_t round_up(uint64_t x, uint64_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* trace_fd if it still names the trace, else the trace opened again by its path
+ * (once), else -1. */
+static int trace_file(void)
+{
+    struct stat st;
+    if (trace_fd >= 0 && fstat(trace_fd, &st) == 0 && st.st_dev == trace_dev && st.st_ino == trace_ino)
+        return trace_fd;
+    int fd = open(trace_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || st.st_dev != trace_dev || st.st_ino != trace_ino) {
+        close(fd);
+        return -1;
+    }
+    trace_fd = fd; /* the old number is the program's now: never closed by us */
+    return fd;
+}
+
+/* fallocate, where the file system has none: nothing can be reserved there, and the
+ * file is used as before reservations existed (sparse). */
+static int reserve_range(int fd, uint64_t off, uint64_t len)
+{
+    int rc = fallocate(fd, 0, (off_t)off, (off_t)len);
+    if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+        return 0;
+    return rc;
+}
+
+int race_trace_reserve(uint64_t off, uint64_t len)
+{
+    if (__atomic_load_n(&reserve_failed, __ATOMIC_RELAXED))
+        return -1;
+    int fd = trace_file();
+    int e = fd < 0 ? EBADF : reserve_range(fd, off, len) == 0 ? 0 : errno;
+    if (e) {
+        if (!__atomic_exchange_n(&reserve_failed, 1, __ATOMIC_RELAXED)) {
+            char why[200];
+            size_t k = race_strlcpy(why, strerrordesc_np(e), sizeof(why));
+            race_strlcpy(why + k, "; recording goes on in the space it has: the oldest events are overwritten "
+                                  "sooner, what does not fit is counted as dropped", sizeof(why) - k);
+            race_notice("cannot reserve more space for ", trace_path, ": ", why);
+        }
+        return -1;
+    }
+    /* One prefault for the step instead of a page fault per 4 KiB: the ring's first
+     * pass is the biggest share of a short process's start-up (kernels before 5.14
+     * answer EINVAL, and the pages fault in one by one as before). */
+    madvise(map_base + off, len, MADV_POPULATE_WRITE);
+    return 0;
+}
+
+/* Gives back [off, end) (page-aligned inwards), which nothing was written to. */
+static void give_back(int fd, uint64_t off, uint64_t end)
+{
+    off = round_up(off, PAGE);
+    end = end / PAGE * PAGE;
+    if (end > off)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off));
+}
+
+/* A used-count section (findings, probes, crashes): header, then cap records. */
+static void give_back_records(int fd, const struct race_hdr *h, const struct race_section *s, uint64_t rec)
+{
+    if (!s->size)
+        return;
+    const uint64_t *hdr = (const uint64_t *)((const uint8_t *)h + s->off); /* used, cap */
+    uint64_t used = __atomic_load_n(&hdr[0], __ATOMIC_RELAXED);
+    if (used > hdr[1])
+        used = hdr[1];
+    give_back(fd, s->off + 64 + used * rec, s->off + s->size);
+}
+
+/* At a clean exit: the depot's, the module log's and the record sections' space past
+ * what was used goes back to the file system (the ring reserves only chunks it
+ * claims). Threads still running keep the reservation rule: the depot's steps are
+ * reserved again before they are written (race_depot_trim). */
+static void trim(struct race_hdr *h)
+{
+    int fd = trace_file();
+    if (fd < 0)
+        return;
+    uint64_t depot_used = race_depot_trim(h);
+    give_back(fd, depot_used, h->depot.off + h->depot.size);
+    const struct race_mod_hdr *mh = (const struct race_mod_hdr *)((uint8_t *)h + h->modules.off);
+    give_back(fd, h->modules.off + sizeof(*mh) + __atomic_load_n(&mh->used, __ATOMIC_RELAXED),
+              h->modules.off + h->modules.size);
+    give_back_records(fd, h, &h->findings, sizeof(struct race_finding));
+    give_back_records(fd, h, &h->probes, sizeof(struct race_probe_rec));
+    give_back_records(fd, h, &h->crashes, sizeof(struct race_crash));
+}
 
 static void exe_name(char *out, size_t cap)
 {
@@ -94,9 +207,18 @@ int race_trace_open(int forked)
                     strerrordesc_np(errno));
         return -1;
     }
-    int rc = fallocate(fd, 0, 0, (off_t)size);
-    if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
-        rc = ftruncate(fd, (off_t)size);
+    /* Sparse at full size; reserved up front: the header, the depot's header and
+     * buckets (written anywhere), the module log, and the findings, probes and crashes
+     * sections (written from signal handlers, where nothing may be dropped). */
+    uint64_t ring_end = RACE_HDR_SIZE + nchunks * RACE_CHUNK_SIZE;
+    uint64_t depot_fixed = race_depot_fixed(depot);
+    int rc = ftruncate(fd, (off_t)size);
+    if (rc == 0)
+        rc = reserve_range(fd, 0, RACE_HDR_SIZE);
+    if (rc == 0)
+        rc = reserve_range(fd, ring_end, round_up(depot_fixed, RACE_RESERVE_STEP));
+    if (rc == 0)
+        rc = reserve_range(fd, ring_end + depot, size - ring_end - depot);
     if (rc != 0) {
         int e = errno;
         unlink(path);
@@ -104,14 +226,35 @@ int race_trace_open(int forked)
         race_notice("cannot reserve space for ", path, ": ", strerrordesc_np(e));
         return -1;
     }
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* A fork child maps its trace over its parent's, at the same address: the
+     * probes' records (watch.c) and whatever else points into the trace stay valid,
+     * and nothing of the child's can reach the parent's file. */
+    void *at = fork_at;
+    int fixed = at && size == fork_at_size;
+    if (at && !fixed)
+        munmap(at, fork_at_size);
+    fork_at = NULL;
+    void *map = mmap(fixed ? at : NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (fixed ? MAP_FIXED : 0), fd, 0);
     int e = errno;
-    close(fd);
-    if (map == MAP_FAILED) {
+    struct stat st;
+    if (map == MAP_FAILED || fstat(fd, &st) != 0) {
+        e = errno;
+        close(fd);
         unlink(path);
         race_notice("cannot map ", path, ": ", strerrordesc_np(e));
         return -1;
     }
+    /* Out of the low numbers a program may expect to get from its own first open(). */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    map_base = map;
+    trace_fd = fd;
+    trace_dev = st.st_dev;
+    trace_ino = st.st_ino;
+    reserve_failed = 0;
 
     /* Only the ring is written front to back; readahead around the header and the
      * other sections zero-fills pages nobody touches and costs start-up time. */
@@ -140,11 +283,11 @@ int race_trace_open(int forked)
     h->options_len = (uint32_t)race_options_format(h->options, sizeof(h->options));
 
     race_g.map_size = size;
+    race_strlcpy(trace_path, path, sizeof(trace_path));
     race_ring_attach(h);
     race_depot_init(h);
     race_modules_init(h);
     race_findings_init(h);
-    race_strlcpy(trace_path, path, sizeof(trace_path));
     race_findings_path(trace_path);
     __atomic_store_n(&race_g.hdr, h, __ATOMIC_RELEASE);
     if (race_opt.RACE_VERBOSE)
@@ -159,6 +302,7 @@ void race_trace_close(void)
         return;
     h->clock_ts1 = race_now();
     h->clock_mono1 = race_g.clock == RACE_CLOCK_TSC ? race_mono_ns() : h->clock_ts1;
+    trim(h);
     __atomic_or_fetch(&h->flags, RACE_FLAG_CLOSED, __ATOMIC_RELEASE);
 }
 
@@ -170,10 +314,35 @@ static void atfork_child(void)
     uint64_t old_size = race_g.map_size;
     race_g.hdr = NULL;
     race_g.epoch++;
-    if (old)
-        munmap(old, old_size);
-    if (old && race_trace_open(1) != 0)
+    if (trace_fd >= 0 && trace_file() == trace_fd)
+        close(trace_fd); /* the parent's */
+    trace_fd = -1;
+    if (!old)
+        return;
+    /* What is watched was decided before the fork, and the child's ENTER/EXIT/HIT
+     * events name the same probe records: they are carried into its trace (with
+     * their hit counts reset to the child's own). */
+    uint64_t poff = old->probes.off, psize = old->probes.size;
+    void *saved = psize ? mmap(NULL, psize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : NULL;
+    if (saved == MAP_FAILED)
+        saved = NULL;
+    if (saved)
+        memcpy(saved, (uint8_t *)old + poff, psize);
+    fork_at = old;
+    fork_at_size = old_size;
+    if (race_trace_open(1) != 0) {
+        munmap(old, old_size); /* never write into the parent's file */
         race_notice("the forked child (pid ", "", "", ") records nothing");
+    } else if (saved && race_g.hdr->probes.off == poff && race_g.hdr->probes.size == psize) {
+        struct race_probe_hdr *ph = (struct race_probe_hdr *)((uint8_t *)race_g.hdr + poff);
+        memcpy(ph, saved, psize);
+        struct race_probe_rec *rec = (struct race_probe_rec *)(ph + 1);
+        uint64_t n = ph->used < ph->cap ? ph->used : ph->cap;
+        for (uint64_t i = 0; i < n; i++)
+            __atomic_store_n(&rec[i].hits, 0, __ATOMIC_RELAXED);
+    }
+    if (saved)
+        munmap(saved, psize);
 }
 
 __attribute__((constructor)) static void race_init(void)

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 out=demo-out
 mkdir -p "$out"
 rm -f "$out"/race.*.trace
-echo "$ analyze/race run --dir $out --stack-sample=64 -- ruby examples/ractor_churn.rb 3 20000"
-analyze/race run --dir "$out" --stack-sample=64 -- ruby examples/ractor_churn.rb 3 20000
+echo "$ analyze/race run --dir $out --keep=all --stack-sample=64 -- ruby examples/ractor_churn.rb 3 20000"
+analyze/race run --dir "$out" --keep=all --stack-sample=64 -- ruby examples/ractor_churn.rb 3 20000
 trace=$(ls "$out"/race.*.trace | head -1)
 echo
 echo "$ analyze/race stats $trace"

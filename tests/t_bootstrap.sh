@@ -18,7 +18,7 @@ run_suite() { # LABEL RUBY SRC
     mkdir -p "$d"
     (cd "$src" && timeout -k 5 600 "$ruby" bootstraptest/runner.rb --ruby="$ruby" --tty=no \
         bootstraptest/test_ractor.rb > "$d/plain.out" 2>&1)
-    (cd "$src" && timeout -k 5 900 "$RACE" run -d "$d/traces" --ring-mb=2 --error-exitcode=0 -- "$ruby" bootstraptest/runner.rb \
+    (cd "$src" && timeout -k 5 900 "$RACE" run -d "$d/traces" --keep=all --ring-mb=2 --error-exitcode=0 -- "$ruby" bootstraptest/runner.rb \
         --ruby="$ruby" --tty=no bootstraptest/test_ractor.rb > "$d/race.out" 2> "$d/race.err")
     verdict "$d/plain.out" > "$d/plain.v"
     verdict "$d/race.err" > "$d/race.v"

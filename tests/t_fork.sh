@@ -32,4 +32,23 @@ for f in $(ls "$T"/race.*.trace | grep -v "\.$parent\.trace" | head -20); do
     [ "$n" -ge 10 ] || bad=$((bad + 1))
 done
 eq "20 child traces sampled: each holds its ten 777-byte frees" "$bad" 0
+
+# A watched Ruby (3.4.5: rb_vm_ci_lookup probed) that forks: the child's HIT events
+# name probe records its own trace holds (its trace replaces the parent's mapping in
+# place, probe records carried over), so it reads without corrupt records.
+cache=${RACE_RUBY_CACHE:-${HOME:-/root}/.cache/race}
+if [ -f "$cache/ruby-3.4.5/.race-complete" ]; then
+    ruby34=$(scripts/build-ruby.sh plain)
+    mkdir -p "$T/w"
+    env LD_PRELOAD="$SHIM" RACE_DIR="$T/w" "$ruby34" -e 'pid = fork { 500.times { |i| eval("foo(a: i) rescue nil") } }; Process.wait(pid); exit $?.exitstatus' 2> /dev/null
+    eq "a watched Ruby's fork child exits 0" "$?" 0
+    "$RACE" stats --json "$T"/w/race.*.trace > "$T/w.json" 2> /dev/null
+    eq "both traces read without problems" "$?" 0
+    eq "the child's trace: its probe records, hits of its own, no corrupt record" \
+        "$(ruby -rjson -e 'c = JSON.parse(STDIN.read)["traces"].find { |t| t["forked"] }
+            puts [c["probe_records"]["count"] > 0, c["records"]["corrupt"], c["probes"].sum { |p| p["hits"].to_i } > 0].join(" ")' < "$T/w.json")" \
+        "true 0 true"
+else
+    ok "a watched Ruby's fork child # SKIP Ruby 3.4.5 is not built (scripts/build-ruby.sh)"
+fi
 finish

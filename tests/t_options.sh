@@ -41,11 +41,13 @@ if [ "$(id -u)" != 0 ]; then
         "race: cannot create a trace file in RACE_DIR=$T/ro: Permission denied" "RACE_DIR=$T/ro"
     ok "full disk: skipped, needs root to mount a small tmpfs # SKIP"
 else
-    # Root writes anywhere: a read-only mount refuses root too, and a 4 MiB tmpfs is a
-    # full disk for the default 16 MiB ring. The file must fail at start-up, not with
+    # Root writes anywhere: a read-only mount refuses root too, and a 512 KiB tmpfs has
+    # no room for what a trace reserves at creation (header, depot buckets, module log,
+    # findings, probes, crashes: ~0.9 MiB; the ring is reserved as it fills, and a disk
+    # that fills later is tests/t_trim.sh's). The file must fail at start-up, not with
     # SIGBUS later, and leave nothing behind.
     mkdir -p "$T/rofs" "$T/small"
-    if mount -t tmpfs -o size=4m,ro tmpfs "$T/rofs" 2>/dev/null && mount -t tmpfs -o size=4m tmpfs "$T/small"; then
+    if mount -t tmpfs -o size=4m,ro tmpfs "$T/rofs" 2>/dev/null && mount -t tmpfs -o size=512k tmpfs "$T/small"; then
         trap 'umount "$T/rofs" "$T/small" 2>/dev/null; rm -rf "$T"' EXIT
         expect "RACE_DIR: read-only file system" 99 \
             "race: cannot create a trace file in RACE_DIR=$T/rofs: Read-only file system" "RACE_DIR=$T/rofs"

@@ -2,7 +2,9 @@
 # t_run.sh - `race run`: the command's status passed through, findings turned into the
 # documented status, every process of a fork/exec family traced and reported, the
 # recorder's options taken from the command line, usage errors, a missing command or
-# library, an unusable trace directory, and the progress line only on a terminal.
+# library, an unusable trace directory, the progress line only on a terminal, and
+# --keep: the traces of processes that ended without findings, crashes or damage are
+# removed (one line says so) unless --keep=all.
 . tests/lib.sh
 cd "$T"
 
@@ -14,7 +16,7 @@ check "the report is printed at the end" grep -q '^0 findings$' plain.err
 check "race run says where the traces are" grep -q "^race run: [0-9]* traces\? in $T/plain\$" plain.err
 
 # fork and exec: sh forks, the children exec ls and cat; each process has its own trace.
-"$RACE" run -d fam -- sh -c 'ls / > /dev/null; cat /dev/null; true' > /dev/null 2> fam.err
+"$RACE" run -d fam --keep=all -- sh -c 'ls / > /dev/null; cat /dev/null; true' > /dev/null 2> fam.err
 eq "a fork/exec family: status 0" "$?" 0
 has() { compgen -G "$1" > /dev/null; }
 check "a trace for the exec'd ls" has 'fam/race.ls.*.trace'
@@ -24,7 +26,7 @@ n=$(ls fam/race.*.trace | wc -l)
 check "the report covers every trace" grep -q "^race run: $n traces in $T/fam\$" fam.err
 eq "one summary per trace in the report" "$(grep -c '^race report: ' fam.err)" "$n"
 # a fork child that does not exec, from a C program
-"$RACE" run -d forks -- "$BIN/fork_stress" 3 > /dev/null 2> forks.err
+"$RACE" run -d forks --keep=all -- "$BIN/fork_stress" 3 > /dev/null 2> forks.err
 ge "fork without exec: the children have their own traces" "$(ls forks/race.fork_stress.*.trace | wc -l)" 4
 
 # a known bug: findings give status 66, or the command's own with --error-exitcode=0
@@ -51,6 +53,28 @@ check "and 0 findings" grep -q '^0 findings$' clean.err
 "$RACE" run -d norep --no-report --guard-sites=make_victim --on-finding=continue -- "$BIN/uaf_threads" read > /dev/null 2> norep.err
 eq "--no-report still exits 66 on findings" "$?" 66
 check "--no-report prints no report" test "$(grep -c '^==race== ERROR' norep.err)" = 0
+
+# --keep: clean traces go, the others stay
+"$RACE" run -d prune -- sh -c 'ls / > /dev/null; cat /dev/null; true' > /dev/null 2> prune.err
+eq "--keep=findings (default): a clean family's traces are all removed" "$(ls prune | wc -l)" 0
+check "one line says how many and their size" \
+    grep -qE '^race run: removed [0-9]+ traces of processes that ended without findings, crashes or damage \([0-9.]+ MiB on disk, [0-9]+ events; --keep=all keeps them\)$' prune.err
+eq "and the count is every process of the family" "$(sed -n 's/^race run: removed \([0-9]*\) traces.*/\1/p' prune.err)" "$n"
+check "then: no trace left" grep -q "^race run: 0 traces in $T/prune\$" prune.err
+eq "--keep=all keeps them" "$n" "$(ls fam/race.*.trace | wc -l)"
+check "a trace with findings is kept" has 'bug2/race.uaf_threads.*.trace'
+"$RACE" run -d prune --keep=some -- true > /dev/null 2> keep.err
+eq "a bad --keep: 64" "$?" 64
+"$RACE" run -d norep2 --no-report -- true > /dev/null 2>&1
+check "--no-report keeps every trace" has 'norep2/race.true.*.trace'
+# damage (a process that died in the middle of writing a record): kept
+"$RACE" run -d dmg -- sh -c "$BIN/mktrace --crash dmg/race.mktrace.1.trace > /dev/null" > /dev/null 2> dmg.err
+check "a trace with torn records is kept" test -f dmg/race.mktrace.1.trace
+# a long command: traces of the processes that ended are removed while it runs (a pass
+# a second: 2.5 s leave at least two passes after the last /bin/true)
+"$RACE" run -d live -- sh -c '/bin/true; /bin/true; sleep 2.5; ls live > live.ls' > /dev/null 2> live.err
+eq "while the command runs, the ended processes' traces are gone" "$(grep -c 'race\.true\.' live.ls)" 0
+check "the running ones' are there" grep -q 'race\.sh\.' live.ls
 
 # signals
 "$RACE" run -d sig -- sh -c 'kill -SEGV $$' > /dev/null 2>&1

@@ -6,7 +6,7 @@
 . tests/lib.sh
 RUBY=${RACE_SMOKE_RUBY:-/usr/bin/ruby}
 
-"$RACE" run -d "$T/ractors" -- "$RUBY" examples/ractor_churn.rb 3 20000 > "$T/churn.out" 2> "$T/churn.err"
+"$RACE" run -d "$T/ractors" --keep=all -- "$RUBY" examples/ractor_churn.rb 3 20000 > "$T/churn.out" 2> "$T/churn.err"
 eq "Ractor workload under race run: status 0 (no findings)" "$?" 0
 eq "Ractor workload: its output" "$(grep -c '^ractor ' "$T/churn.out")" 3
 f=$(one_trace "$T/ractors")
