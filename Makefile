@@ -12,7 +12,7 @@ SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
 ANA_HDR  := $(filter-out analyze/options.gen.h,$(wildcard analyze/*.h)) common/race_trace.h analyze/options.gen.h
-ANA_LIBS := -ldw -lelf -lm
+ANA_LIBS := -ldw -lelf -lZydis -lm
 
 all: shim/librace.so analyze/race
 

@@ -221,7 +221,7 @@ static bool overlap(const struct race_section *a, const struct race_section *b)
 /* The section table: each section inside the file and clear of the others. When two
  * overlap, the later one in the table gives way: the ring holds the events. */
 static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, bool *find_ok,
-                           bool *probes_ok)
+                           bool *probes_ok, bool *crash_ok)
 {
     const struct race_hdr *h = &t->hdr;
     struct {
@@ -240,12 +240,15 @@ static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, 
          sizeof(struct race_find_hdr), find_ok},
         {"probes", &h->probes, offsetof(struct race_hdr, probes),
          sizeof(struct race_probe_hdr), probes_ok},
+        {"crashes", &h->crashes, offsetof(struct race_hdr, crashes),
+         sizeof(struct race_crash_hdr), crash_ok},
     };
     size_t n = sizeof sec / sizeof sec[0];
     for (size_t i = 0; i < n; i++) {
         /* A trace without findings or probes has none: an empty entry is not a problem
          * there (a shim that watches nothing writes no probes section). */
-        if ((sec[i].ok == find_ok || sec[i].ok == probes_ok) && sec[i].s->off == 0 &&
+        if ((sec[i].ok == find_ok || sec[i].ok == probes_ok || sec[i].ok == crash_ok) &&
+            sec[i].s->off == 0 &&
             sec[i].s->size == 0)
             *sec[i].ok = false;
         else
@@ -462,6 +465,41 @@ static void read_findings(struct race_trace *t)
         f.detail[sizeof f.detail - 1] = 0;
         t->find[t->nfind].f = f;
         t->find[t->nfind++].off = off;
+    }
+}
+
+/* ---- Crashes ------------------------------------------------------------------- */
+
+/* Shaped like the findings: claimed and published the same way (FORMAT.md, Crashes). */
+static void read_crashes(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.crashes;
+    struct race_crash_hdr ch;
+    if (!copy_in(t, s->off, &ch, sizeof ch))
+        return;
+    uint64_t room = (s->size - sizeof ch) / sizeof(struct race_crash);
+    uint64_t cap = ch.cap < room ? ch.cap : room;
+    uint64_t n = ch.used < cap ? ch.used : cap;
+    t->crash_dropped = ch.used - n;
+    uint64_t present = (t->size - s->off - sizeof ch) / sizeof(struct race_crash);
+    t->crash = xcalloc(n < present ? n : present, sizeof *t->crash);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t off = s->off + sizeof ch + i * sizeof(struct race_crash);
+        struct race_crash c;
+        if (!copy_in(t, off, &c, sizeof c))
+            break;
+        if (c.commit != RACE_CRASH_COMMIT) {
+            t->crash_incomplete++;
+            continue;
+        }
+        if (c.first > n) {
+            diag_problem(t, "crash record at offset %llu is corrupt (first %u of %llu)",
+                         (unsigned long long)off, c.first, (unsigned long long)n);
+            continue;
+        }
+        t->crash[t->ncrash].c = c;
+        t->crash[t->ncrash].index = (uint32_t)i;
+        t->crash[t->ncrash++].off = off;
     }
 }
 
@@ -850,14 +888,16 @@ struct race_trace *trace_open(const char *path)
     if (!check_size(t))
         return t;
     check_fields(t, cmdline_len, options_len);
-    bool depot_ok, mods_ok, find_ok, probes_ok;
-    check_sections(t, &depot_ok, &mods_ok, &find_ok, &probes_ok);
+    bool depot_ok, mods_ok, find_ok, probes_ok, crash_ok;
+    check_sections(t, &depot_ok, &mods_ok, &find_ok, &probes_ok, &crash_ok);
     if (depot_ok)
         read_depot(t);
     if (mods_ok)
         read_modules(t);
     if (find_ok)
         read_findings(t);
+    if (crash_ok)
+        read_crashes(t);
     /* Before the ring: an event is valid only if the probe record it names is. */
     if (probes_ok)
         read_probes(t);
@@ -882,6 +922,7 @@ void trace_close(struct race_trace *t)
     free(t->mod);
     free(t->chunk);
     free(t->find);
+    free(t->crash);
     free(t->probe);
     free(t);
 }
