@@ -25,6 +25,10 @@ static const char general_help[] =
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
+    "  hunt [OPTION]... -- COMMAND [ARG]... run COMMAND under race run again and\n"
+    "                                     again, guarding what each crash points\n"
+    "                                     at, until a finding is confirmed; see\n"
+    "                                     race hunt --help\n"
     "  help [COMMAND]                     this text, or one command's\n"
     "\n"
     "Options:\n"
@@ -134,9 +138,9 @@ static int help(int argc, char **argv)
     }
     if (argc > 1)
         return usage_error("race help", "too many arguments");
-    if (strcmp(argv[0], "run") == 0) {
+    if (strcmp(argv[0], "run") == 0 || strcmp(argv[0], "hunt") == 0) {
         char *h[] = {(char *)"--help", NULL};
-        return cmd_run(1, h);
+        return argv[0][0] == 'r' ? cmd_run(1, h) : cmd_hunt(1, h);
     }
     const struct command *c = find_command(argv[0]);
     if (!c)
@@ -204,6 +208,8 @@ int main(int argc, char **argv)
         return help(argc - 2, argv + 2);
     if (strcmp(a, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(a, "hunt") == 0)
+        return cmd_hunt(argc - 2, argv + 2);
     if (a[0] == '-')
         return usage_error("race", "unknown option '%s'", a);
     const struct command *c = find_command(a);

@@ -315,5 +315,9 @@ const char *crash_code_name(unsigned sig, int code);
 
 /* ---- run.c: race run, the program under librace.so, then the report ---- */
 int cmd_run(int argc, char **argv);
+char **list_traces(const char *dir, int *n); /* race.*.trace in dir, sorted; free each and the array */
+
+/* ---- hunt.c: race hunt, race run again and again, aimed by the evidence ---- */
+int cmd_hunt(int argc, char **argv);
 
 #endif

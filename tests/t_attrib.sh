@@ -1,0 +1,107 @@
+# Crash attribution (analyze/crash.c, docs/crash.md): a crash record is explained by the
+# recorded free of the block the faulting operand, the fault address or a register points
+# into, and reported as crash-after-free; a crash nothing explains is shown and not
+# counted. Synthetic traces (mktrace) first, then real crashes under the shim, unguarded
+# (RACE_GUARD_SAMPLE=0, no quarantine): a C target's three crashes, a C extension's
+# across Ractors on Debian's ruby 3.1, and mysql2's close/ping with default settings.
+source tests/lib.sh
+
+# json_get FILE RUBY-EXPR: evaluates EXPR with d = the parsed JSON document
+json_get() { ruby -rjson -e "d = JSON.parse(File.read(ARGV[0])); puts($2)" "$1" 2>/dev/null; }
+
+# ---- synthetic: mktrace --crashes writes a fault whose operand (rbx + 0x10) lies 24
+# bytes inside the block thread 1002 freed last, r12 pointing into thread 1003's last
+"$BIN/mktrace" --crashes "$T/syn.trace" > "$T/syn.counts"
+blk=$(awk '$1 == "crash_block" {print $2}' "$T/syn.counts")
+size=$(awk '$1 == "crash_block" {print $3}' "$T/syn.counts")
+"$RACE" report "$T/syn.trace" > "$T/syn.txt" 2>&1
+eq "synthetic: race report exits 1 (a crash-after-free is a finding)" "$?" 1
+check "synthetic: the ERROR line" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address 0x0 at pc 0x" "$T/syn.txt"
+check "synthetic: the instruction decoded from the file" grep -q "^faulting instruction: mov 0x10(%rbx), %rax (READ of size 8 at " "$T/syn.txt"
+check "synthetic: the operand's address, 24 bytes into the block" \
+    grep -q "^the faulting operand's address: 0x[0-9a-f]* is located 24 bytes inside of $size-byte region \[$blk," "$T/syn.txt"
+check "synthetic: freed by thread 1002" grep -q "^freed by thread 1002 via " "$T/syn.txt"
+check "synthetic: the weaker match through r12 is listed below" grep -q "^    r12 (a register): .* freed by thread 1003 " "$T/syn.txt"
+check "synthetic: the poisoned register is named" grep -q "read from freed memory the quarantine poisoned" "$T/syn.txt"
+check "synthetic: the linked SIGABRT under it" grep -q "^then SIGABRT " "$T/syn.txt"
+check "synthetic: what is not known is said" grep -q "^the block may have been reallocated since (the recorder records frees, not allocations" "$T/syn.txt"
+"$RACE" report --json "$T/syn.trace" > "$T/syn.json" 2>/dev/null
+eq "synthetic JSON: one crash-after-free, via the operand, freed by 1002" \
+    "$(json_get "$T/syn.json" '[d["ncrash_after_free"], d["crashes"][0]["matches"][0]["via"], d["crashes"][0]["matches"][0]["free"]["tid"]].join(" ")')" \
+    "1 operand 1002"
+"$BIN/mktrace" --crash-wild "$T/wild.trace" > /dev/null
+"$RACE" report "$T/wild.trace" > "$T/wild.txt" 2>&1
+eq "synthetic wild crash: race report exits 0 (not a finding)" "$?" 0
+check "synthetic wild crash: shown, explained by nothing" grep -q "^no recorded free explains it" "$T/wild.txt"
+check "synthetic wild crash: a CRASH line, no crash-after-free" \
+    bash -c "grep -q '^==race== CRASH: SIGSEGV' '$T/wild.txt' && ! grep -q 'ERROR: crash-after-free' '$T/wild.txt'"
+
+# ---- real crashes: tests/crash_attrib MODE under the shim, unguarded
+# crash NAME MODE: $T/NAME/{out,err,tr/}, exit status in rc, report in $T/NAME/report(.json)
+crash() {
+    mkdir -p "$T/$1/tr"
+    rc=$( (env LD_PRELOAD="$SHIM" RACE_DIR="$T/$1/tr" RACE_GUARD_SAMPLE=0 RACE_QUARANTINE_MB=0 \
+        RACE_STACK_SAMPLE=1 timeout -k 2 30 "$BIN/crash_attrib" "$2" > "$T/$1/out" 2> "$T/$1/err"; echo $?) 2>/dev/null)
+    "$RACE" report "$T/$1"/tr/race.*.trace > "$T/$1/report" 2>&1
+    report_rc=$?
+    "$RACE" report --json "$T/$1"/tr/race.*.trace > "$T/$1/report.json" 2>/dev/null
+}
+field() { awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' "$T/$1/out" | head -1; }
+
+# (a) a pointer read from a block another thread freed (unmapped: 256 KiB)
+crash uaf uaf
+eq "uaf: the program dies of SIGSEGV" "$rc" 139
+eq "uaf: race report exits 1" "$report_rc" 1
+blk=$(field uaf block) freer=$(field uaf freer) user=$(field uaf user)
+addr=$(printf '0x%x' $((blk + 8)))
+check "uaf: crash-after-free on the address read ($addr)" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address $addr at pc" "$T/uaf/report"
+check "uaf: the crash is the user thread's ($user)" grep -q "^SIGSEGV (address not mapped) in thread $user at " "$T/uaf/report"
+check "uaf: 8 bytes inside the freed block" grep -q "is located 8 bytes inside of [0-9]*-byte region \[$blk," "$T/uaf/report"
+check "uaf: freed by the freeing thread ($freer) via free" grep -q "^freed by thread $freer via free at " "$T/uaf/report"
+check "uaf: the free stack names first_free" grep -A3 "^freed by thread" "$T/uaf/report" | grep -q " in first_free "
+check "uaf: the crash stack names use_block" grep -q "#0 0x[0-9a-f]* in use_block " "$T/uaf/report"
+check "uaf: the summary names use_block" grep -q "^SUMMARY: race: crash-after-free in use_block" "$T/uaf/report"
+
+# (b) glibc's abort on a double free of an unguarded block
+crash double double
+eq "double: glibc aborts" "$rc" 134
+check "double: glibc said why" grep -q "double free detected" "$T/double/err"
+eq "double: race report exits 1" "$report_rc" 1
+blk=$(field double block) freer=$(field double freer)
+check "double: crash-after-free, SIGABRT" grep -q "^==race== ERROR: crash-after-free: SIGABRT on address" "$T/double/report"
+check "double: named a double free of the block" grep -q "^$blk was freed before: this is a double free of a [0-9]*-byte block" "$T/double/report"
+check "double: attributed to the first free (first_free's stack)" \
+    bash -c "grep -A3 '^freed by thread $freer via free' '$T/double/report' | grep -q ' in first_free '"
+check "double: the second free's stack names second_free" \
+    bash -c "grep -A3 '^freed again by thread $freer via free' '$T/double/report' | grep -q ' in second_free '"
+
+# (c) a wild store, the frees of another thread long done: nothing explains it
+crash wild wild
+eq "wild: SIGSEGV" "$rc" 139
+eq "wild: race report exits 0 (not a finding)" "$report_rc" 0
+check "wild: the crash is shown" grep -q "^==race== CRASH: SIGSEGV on address 0x7ff0dead0000 at pc" "$T/wild/report"
+check "wild: no recorded free explains it" grep -q "^no recorded free explains it" "$T/wild/report"
+eq "wild: no false attribution (no match at all)" "$(json_get "$T/wild/report.json" 'd["crashes"].map { |c| c["matches"].size }.sum')" 0
+
+# (d) a C extension on Debian's ruby 3.1: one Ractor frees a 300 000-byte block (glibc
+# unmaps it), another reads it: SIGSEGV, Ruby's [BUG] report, abort
+mkdir -p "$T/ext"
+cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
+(cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+check "the uafext C extension builds against Debian's ruby" test -f "$T/ext/uafext.so"
+mkdir -p "$T/rb/tr"
+( env LD_PRELOAD="$SHIM" RACE_DIR="$T/rb/tr" RACE_GUARD_SAMPLE=0 RACE_STACK_SAMPLE=1 \
+    timeout -k 2 60 ruby -I"$T/ext" tests/ruby/crash_ractors.rb 300000 > "$T/rb/out" 2> "$T/rb/err" ) 2>/dev/null
+rc=$?
+freer=$(awk '/^freer/ {print $2}' "$T/rb/out"); reader=$(awk '/^reader/ {print $2}' "$T/rb/out")
+check "ruby: Ruby's own [BUG] report is printed" grep -q "\[BUG\] Segmentation fault at" "$T/rb/err"
+"$RACE" report "$T/rb"/tr/race.*.trace > "$T/rb/report" 2>&1
+eq "ruby: race report exits 1" "$?" 1
+check "ruby: Ruby printed both Ractor ids ($freer, $reader)" test -n "$freer" -a -n "$reader" -a "$freer" != "$reader"
+check "ruby: crash-after-free" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address" "$T/rb/report"
+check "ruby: the crash is the reading Ractor's ($reader)" grep -q "^SIGSEGV (address not mapped) in thread [0-9]* (Ractor $reader) at " "$T/rb/report"
+check "ruby: freed by the freeing Ractor ($freer)" grep -q "^freed by thread [0-9]* (Ractor $freer) via free at " "$T/rb/report"
+check "ruby: 16 bytes inside the block (race_victim_read reads p[2])" grep -q "is located 16 bytes inside of [0-9]*-byte region" "$T/rb/report"
+check "ruby: Ruby's abort is linked, not a crash of its own" grep -q "^then SIGABRT " "$T/rb/report"
+
+finish
