@@ -315,11 +315,38 @@ static void try_addr(struct race_explain *x, const struct race_freeix *ix, unsig
         add_match(x, ix, f, via, reg, value, skip_tid, skip_seq);
 }
 
+/* The allocator's own functions a crash inside a free or realloc passes through. */
+static bool allocator_frame(const char *f)
+{
+    static const char *const names[] = {
+        "free", "__libc_free", "cfree", "_int_free", "_int_free_merge_chunk", "munmap_chunk",
+        "realloc", "__libc_realloc", "_int_realloc", "ruby_xfree", "ruby_sized_xfree",
+    };
+    for (size_t i = 0; f && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(f, names[i]) == 0)
+            return true;
+    return false;
+}
+
 /* A crash inside free (glibc's checks abort, or it faults walking a damaged list): the
- * crashing thread's last event is that free, recorded before libc ran it. */
+ * crash stack passes through the allocator's free within its first frames, and the
+ * crashing thread's last event is a free, recorded before libc ran it. Both are needed:
+ * a thread whose last event was a free long ago may raise a signal for another reason. */
 static const struct ixev *free_in_progress(const struct race_freeix *ix, struct race_trace *t,
                                            struct race_sym *sym, const struct race_crash *c)
 {
+    struct race_stack st;
+    const char *why;
+    if (!c->stack || trace_stack(t, c->stack, &st, &why) != RACE_STACK_OK)
+        return NULL;
+    bool in_free = false;
+    for (uint32_t i = 0; i < st.nframes && i < 10 && !in_free; i++) {
+        struct race_frame fr;
+        sym_frame(sym, st.pc[i], c->ts, i == 0, &fr);
+        in_free = allocator_frame(fr.func);
+    }
+    if (!in_free)
+        return NULL;
     const struct ixev *last = NULL;
     for (size_t i = 0; i < ix->n; i++) {
         const struct ixev *e = &ix->ev[i];
@@ -329,19 +356,7 @@ static const struct ixev *free_in_progress(const struct race_freeix *ix, struct 
     }
     if (!last || (c->seq && last->seq != c->seq))
         return NULL;
-    if (c->sig == SIGABRT)
-        return last;
-    struct race_stack st;
-    const char *why;
-    if (!c->stack || trace_stack(t, c->stack, &st, &why) != RACE_STACK_OK)
-        return NULL;
-    for (uint32_t i = 0; i < st.nframes && i < 6; i++) {
-        struct race_frame fr;
-        sym_frame(sym, st.pc[i], c->ts, i == 0, &fr);
-        if (fr.func && (strstr(fr.func, "free") || strstr(fr.func, "realloc")))
-            return last;
-    }
-    return NULL;
+    return last;
 }
 
 static int by_rank(const void *a, const void *b)
@@ -357,7 +372,9 @@ void crash_explain(struct race_trace *t, struct race_sym *sym, const struct race
 {
     const struct race_crash *c = &cr->c;
     *x = (struct race_explain){.cr = cr, .base = -1, .index = -1};
-    if (c->has_regs && c->pc)
+    /* The instruction a fault stopped at; a raised signal (abort) stopped in kill(). */
+    bool fault = c->sig == SIGSEGV || c->sig == SIGBUS;
+    if (c->has_regs && c->pc && (fault || c->sig == SIGILL || c->sig == SIGFPE))
         decode(sym, c, x);
     else
         snprintf(x->why_undecoded, sizeof x->why_undecoded, "no registers were recorded");
@@ -378,7 +395,6 @@ void crash_explain(struct race_trace *t, struct race_sym *sym, const struct race
     }
     if (x->has_ea)
         try_addr(x, ix, RACE_VIA_OPERAND, -1, x->ea, skip_tid, skip_seq);
-    bool fault = c->sig == SIGSEGV || c->sig == SIGBUS;
     if (fault)
         try_addr(x, ix, RACE_VIA_FAULT, -1, c->addr, skip_tid, skip_seq);
     if (c->has_regs) {

@@ -490,7 +490,9 @@ static void text_where(uint64_t a, uint64_t b, uint64_t size)
 
 static void text_match_source(const struct race_match *m)
 {
-    if (m->reg >= 0)
+    if (m->via == RACE_VIA_REG)
+        printf("register %s", race_reg_name((unsigned)m->reg));
+    else if (m->reg >= 0)
         printf("%s (%s)", race_reg_name((unsigned)m->reg), crash_via_name(m->via));
     else
         printf("%s", crash_via_name(m->via));
@@ -530,10 +532,16 @@ static void crash_where(struct race_trace *t, struct race_sym *sym, const struct
 {
     struct race_stack st;
     const char *why;
-    uint64_t pc = c->pc;
-    if (c->stack && trace_stack(t, c->stack, &st, &why) == RACE_STACK_OK && st.nframes)
-        pc = st.pc[0];
-    sym_frame(sym, pc, c->ts, true, fr);
+    sym_frame(sym, c->pc, c->ts, true, fr);
+    if (!c->stack || trace_stack(t, c->stack, &st, &why) != RACE_STACK_OK)
+        return;
+    /* An abort is raised deep in the C library: the program's frame that called it is the
+     * place (glibc's malloc checks, Ruby's rb_bug). */
+    for (uint32_t i = 0; i < st.nframes; i++) {
+        sym_frame(sym, st.pc[i], c->ts, i == 0, fr);
+        if (c->sig != SIGABRT || !fr->module || strncmp(fr->module, "libc.so", 7) != 0)
+            return;
+    }
 }
 
 static void text_crash(struct race_trace *t, struct race_sym *sym, const struct race_explain *x)

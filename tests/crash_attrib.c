@@ -27,14 +27,18 @@ static void **volatile block;
 static volatile pid_t freer_tid;
 static volatile int freed, done, twice;
 
-static __attribute__((noinline)) void first_free(void)
+/* The barrier after each free keeps it from becoming a tail call: the function stays
+ * on the free's stack. */
+static __attribute__((noipa)) void first_free(void)
 {
     free((void *)block);
+    __asm__ volatile("" ::: "memory");
 }
 
-static __attribute__((noinline)) void second_free(void)
+static __attribute__((noipa)) void second_free(void)
 {
     free((void *)block);
+    __asm__ volatile("" ::: "memory");
 }
 
 /* Frees the block, then stays alive until main is done: a thread that exits flushes its
@@ -59,7 +63,7 @@ static void start_freer(pthread_t *t)
         usleep(1000);
 }
 
-static __attribute__((noinline)) long use_block(void **volatile *where)
+static __attribute__((noipa)) long use_block(void **volatile *where)
 {
     void **p = *where;     /* the pointer taken before the free */
     long *inner = p[1];    /* a pointer read from the freed block: faults, it is unmapped */
@@ -75,7 +79,7 @@ static void *user(void *arg)
 }
 
 /* p stays in its register: the load through it is what a guard page would catch. */
-static __attribute__((noinline)) long use_stale(long **p)
+static __attribute__((noipa)) long use_stale(long **p)
 {
     long *inner = p[0];
     __asm__ volatile("" ::"r"(p));
@@ -98,7 +102,7 @@ static void *churn(void *arg)
     return NULL;
 }
 
-static __attribute__((noinline)) void wild_store(volatile long *p)
+static __attribute__((noipa)) void wild_store(volatile long *p)
 {
     *p = 42;
 }

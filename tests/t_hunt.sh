@@ -33,7 +33,7 @@ check "racy C target: use in use_stale, free in first_free" \
     bash -c "grep -q '#0 0x[0-9a-f]* in use_stale ' '$T/stale.out' && grep -A2 '^freed by thread' '$T/stale.out' | grep -q ' in first_free '"
 check "racy C target: with its allocation" grep -q "^previously allocated by thread" "$T/stale.out"
 check "racy C target: run 1 explained the crash by the 200-byte block" \
-    bash -c "grep -q '^race hunt: run 1/5: defaults: status [0-9]*, .* (1 explained: 200-byte block freed via free in first_free' '$T/stale.err' || grep -q '^race hunt: confirmed in run 1 ' '$T/stale.out'"
+    bash -c "grep -q '^race hunt: run 1/5: defaults: status [0-9]*, .* (1 explained: 200-byte block freed via free' '$T/stale.err' || grep -q '^race hunt: confirmed in run 1 ' '$T/stale.out'"
 line=$(sed -n 's/^  \(race run .* -- .*\)$/\1/p' "$T/stale.out")
 check "racy C target: the race run line names the size class" bash -c "echo '$line' | grep -q -- '--guard-sizes=[0-9]*-200'"
 # the line reproduces it

@@ -15,7 +15,9 @@ freer_id, addr = freer.take
 puts "freer #{freer_id}"
 reader = Ractor.new(addr) do |a|
   Ractor.yield Ractor.current.inspect[/#(\d+)/, 1].to_i
+  Ractor.receive # after main has printed the id
   UafExt.read(a)
 end
 puts "reader #{reader.take}"
+reader.send(:go)
 puts "value 0x#{(reader.take & 0xffffffffffffffff).to_s(16)}"
