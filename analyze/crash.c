@@ -444,19 +444,6 @@ const char *crash_via_name(unsigned via)
     return via < sizeof names / sizeof names[0] ? names[via] : "?";
 }
 
-const char *crash_sig_name(unsigned sig)
-{
-    switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGABRT: return "SIGABRT";
-    case SIGTRAP: return "SIGTRAP";
-    default: return "signal";
-    }
-}
-
 const char *crash_code_name(unsigned sig, int code)
 {
     if (code == SI_USER)

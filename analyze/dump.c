@@ -1,6 +1,7 @@
 /* dump.c - `race dump`: every valid event of each trace, one per line in time order, as
  * aligned text or JSON Lines, optionally with its symbolized free stack; a watched
- * function's events (enter, exit, hit) name their probe's function and role.
+ * function's events (enter, exit, hit) name their probe's function and role; crash
+ * records (kind "crash") take their place in time among the events.
  * Must never: print a record the reader did not classify as valid, or hold more than one
  * copy of a trace's records at a time (memory follows the file's size). */
 #include <stdlib.h>
@@ -170,6 +171,72 @@ static void json_event(struct race_trace *t, const struct race_rec *r)
     }
 }
 
+/* A crash record's sig and code, as "SIGSEGV/SEGV_MAPERR" or "SIGABRT/SI_TKILL (sent)". */
+static void crash_what(const struct race_crash *c, char *buf, size_t len)
+{
+    const char *code = race_sicode_name(c->sig, c->code);
+    int k = snprintf(buf, len, "%s/", race_sig_name(c->sig));
+    if (k < 0 || (size_t)k >= len)
+        return;
+    if (code)
+        snprintf(buf + k, len - (size_t)k, "%s%s", code, c->code <= 0 ? " (sent)" : "");
+    else
+        snprintf(buf + k, len - (size_t)k, "code %d%s", c->code, c->code <= 0 ? " (sent)" : "");
+}
+
+/* Text: the event columns, with the signal in the entry column, si_addr as the address,
+ * the pc as aux, and whether it is the crash or raised while one was handled. */
+static void text_crash(struct race_trace *t, const struct race_crashrec *cr, int width)
+{
+    const struct race_crash *c = &cr->c;
+    char what[64], stack[16] = "-", first[40] = "first";
+    crash_what(c, what, sizeof what);
+    if (c->stack)
+        snprintf(stack, sizeof stack, "%u", c->stack);
+    if (c->first)
+        snprintf(first, sizeof first, "after crash %u", c->first - 1);
+    printf("%14.3f %8u %7u %8llu  %-5s %-*s 0x%016llx %10s 0x%016llx %7s  %s\n",
+           (double)clock_ns(&t->clock, c->ts) / 1e3, c->tid, c->ractor,
+           (unsigned long long)c->seq, "crash", width, what, (unsigned long long)c->addr, "-",
+           (unsigned long long)c->pc, stack, first);
+}
+
+static void json_crash(struct race_trace *t, const struct race_crashrec *cr)
+{
+    const struct race_crash *c = &cr->c;
+    const char *code = race_sicode_name(c->sig, c->code);
+    printf("{\"trace\":");
+    json_cstr(stdout, t->path);
+    printf(",\"time_us\":%.3f,\"tid\":%u,\"ractor\":%u,\"seq\":%llu,\"kind\":\"crash\","
+           "\"index\":%u,\"first\":", (double)clock_ns(&t->clock, c->ts) / 1e3, c->tid, c->ractor,
+           (unsigned long long)c->seq, cr->index);
+    if (c->first)
+        printf("%u", c->first - 1);
+    else
+        printf("null");
+    printf(",\"sig\":%u,\"signal\":\"%s\",\"code\":%d,\"code_name\":", c->sig,
+           race_sig_name(c->sig), c->code);
+    json_cstr(stdout, code);
+    printf(",\"sent\":%s,\"addr\":", c->code <= 0 ? "true" : "false");
+    json_hex(stdout, c->addr);
+    printf(",\"has_regs\":%s,\"pc\":", c->has_regs ? "true" : "false");
+    if (c->has_regs)
+        json_hex(stdout, c->pc);
+    else
+        printf("null");
+    printf(",\"regs\":");
+    if (c->has_regs) {
+        for (unsigned i = 0; i < RACE_REG_COUNT; i++) {
+            printf(i ? ",\"%s\":" : "{\"%s\":", race_reg_name(i));
+            json_hex(stdout, c->regs[i]);
+        }
+        putchar('}');
+    } else {
+        printf("null");
+    }
+    printf(",\"stack_id\":%u", c->stack);
+}
+
 static void dump_one(struct race_trace *t, bool json, bool stacks)
 {
     struct evs e = {0};
@@ -181,12 +248,40 @@ static void dump_one(struct race_trace *t, bool json, bool stacks)
     if (!json) {
         printf("# ");
         text_str(stdout, t->path, strlen(t->path));
-        printf(": %zu events; time in microseconds since the trace started\n", e.n);
+        printf(": %zu events", e.n);
+        if (t->ncrash)
+            printf(", %zu crash record%s", t->ncrash, t->ncrash == 1 ? "" : "s");
+        printf("; time in microseconds since the trace started\n");
         printf("#%13s %8s %7s %8s  %-5s %-*s %18s %10s %18s %7s  %s\n", "time_us", "tid",
                "ractor", "seq", "kind", width, probe_width_title(t), "addr", "size", "aux",
                "stack", "flags");
     }
-    for (size_t i = 0; i < e.n; i++) {
+    size_t ci = 0;
+    for (size_t i = 0; i <= e.n; i++) {
+        /* crash records are in slot order, which is time order; each goes before the
+         * first event that is later than it */
+        for (; ci < t->ncrash && (i == e.n || t->crash[ci].c.ts < e.v[i].ts); ci++) {
+            const struct race_crashrec *cr = &t->crash[ci];
+            uint64_t pc = cr->c.has_regs ? cr->c.pc : 0;
+            if (json) {
+                json_crash(t, cr);
+                if (stacks) {
+                    printf(",\"stack\":");
+                    const char *bad = stack_json(t, sym, cr->c.stack, cr->c.ts, pc);
+                    if (bad) {
+                        printf(",\"stack_error\":");
+                        json_cstr(stdout, bad);
+                    }
+                }
+                printf("}\n");
+            } else {
+                text_crash(t, cr, width);
+                if (stacks && cr->c.stack)
+                    stack_text(t, sym, cr->c.stack, cr->c.ts, pc, "        ");
+            }
+        }
+        if (i == e.n)
+            break;
         const struct race_rec *r = &e.v[i];
         if (json) {
             json_event(t, r);

@@ -90,10 +90,13 @@ struct race_findrec {
     struct race_finding f;        /* detail NUL-terminated after validation */
     uint64_t off;
 };
+/* A published crash record: commit right, sig in 1..64, has_regs 0 or 1, first <= index
+ * (it names an earlier slot or none), stack 0 or an id the depot holds (a corrupt id is
+ * reported and cleared; one lost to a truncation is kept: trace_stack says CUT). */
 struct race_crashrec {
     struct race_crash c;
-    uint64_t off;
-    uint32_t index;               /* its slot in the section: `first` names slot + 1 */
+    uint64_t off;                 /* file offset of the record, for messages */
+    uint32_t index;               /* its slot in the section: a later record's first == index + 1 */
 };
 enum race_probe_state {
     RACE_PST_OK,                  /* published and well-formed: func, detail NUL-terminated */
@@ -142,10 +145,10 @@ struct race_trace {
     struct race_findrec *find;    /* published, well-formed findings */
     size_t nfind;
     uint64_t find_incomplete, find_dropped; /* claimed but unpublished; did not fit */
-    /* crashes */
-    struct race_crashrec *crash;  /* published crash records, in slot order */
+    /* crashes (version 3): in slot order */
+    struct race_crashrec *crash;  /* published, well-formed crash records */
     size_t ncrash;
-    uint64_t crash_incomplete, crash_dropped;
+    uint64_t crash_incomplete, crash_dropped; /* claimed but unpublished; did not fit */
     /* probes: slot i is the record that ENTER/EXIT/HIT events with flags == i name */
     uint8_t probes_state;         /* enum race_probes_section */
     struct race_proberec *probe;  /* the slots whose record lies within the file */
@@ -189,6 +192,8 @@ const char *race_clock_name(uint32_t c);
 const char *race_ractor_state_name(uint32_t s);
 const char *race_ractor_state_text(uint32_t s);
 const char *race_kind_name(unsigned k);
+const char *race_sig_name(unsigned sig);            /* "SIGSEGV", or "signal 42" (static buffer) */
+const char *race_sicode_name(unsigned sig, int code); /* "SEGV_MAPERR", "SI_USER", ... or NULL */
 
 /* ---- symbolize.c: pc -> function, file:line, offline from the module log ---- */
 struct race_frame {
@@ -310,7 +315,6 @@ void crash_explain(struct race_trace *t, struct race_sym *sym, const struct race
 /* Every crash of the trace (first == 0), explained; free() the array. */
 size_t crash_explain_all(struct race_trace *t, struct race_sym *sym, struct race_explain **out);
 const char *crash_via_name(unsigned via);
-const char *crash_sig_name(unsigned sig);
 const char *crash_code_name(unsigned sig, int code);
 
 /* ---- run.c: race run, the program under librace.so, then the report ---- */

@@ -5,6 +5,7 @@
  * at its first problem while more of it can still be read. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -64,6 +65,52 @@ const char *race_kind_name(unsigned k)
 {
     static const char *const n[] = {"?", "free", "alloc", "enter", "exit", "hit"};
     return k < sizeof n / sizeof n[0] ? n[k] : "?";
+}
+
+const char *race_sig_name(unsigned sig)
+{
+    static const char *const n[] = {
+        NULL, "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    };
+    static char buf[24];
+    if (sig < sizeof n / sizeof n[0] && n[sig])
+        return n[sig];
+    snprintf(buf, sizeof buf, "signal %u", sig);
+    return buf;
+}
+
+/* si_code in words: who sent the signal (code <= 0: kill, tkill/raise/abort, sigqueue)
+ * or what fault raised it. */
+const char *race_sicode_name(unsigned sig, int code)
+{
+    static const struct {
+        int sig, code;
+        const char *name;
+    } n[] = {
+        {0, SI_USER, "SI_USER"}, {0, SI_QUEUE, "SI_QUEUE"}, {0, SI_TIMER, "SI_TIMER"},
+        {0, SI_MESGQ, "SI_MESGQ"}, {0, SI_ASYNCIO, "SI_ASYNCIO"}, {0, SI_SIGIO, "SI_SIGIO"},
+        {0, SI_TKILL, "SI_TKILL"}, {0, SI_KERNEL, "SI_KERNEL"},
+        {SIGSEGV, SEGV_MAPERR, "SEGV_MAPERR"}, {SIGSEGV, SEGV_ACCERR, "SEGV_ACCERR"},
+        {SIGSEGV, 3, "SEGV_BNDERR"}, {SIGSEGV, 4, "SEGV_PKUERR"},
+        {SIGBUS, BUS_ADRALN, "BUS_ADRALN"}, {SIGBUS, BUS_ADRERR, "BUS_ADRERR"},
+        {SIGBUS, BUS_OBJERR, "BUS_OBJERR"}, {SIGBUS, BUS_MCEERR_AR, "BUS_MCEERR_AR"},
+        {SIGBUS, BUS_MCEERR_AO, "BUS_MCEERR_AO"},
+        {SIGILL, ILL_ILLOPC, "ILL_ILLOPC"}, {SIGILL, ILL_ILLOPN, "ILL_ILLOPN"},
+        {SIGILL, ILL_ILLADR, "ILL_ILLADR"}, {SIGILL, ILL_ILLTRP, "ILL_ILLTRP"},
+        {SIGILL, ILL_PRVOPC, "ILL_PRVOPC"}, {SIGILL, ILL_PRVREG, "ILL_PRVREG"},
+        {SIGILL, ILL_COPROC, "ILL_COPROC"}, {SIGILL, ILL_BADSTK, "ILL_BADSTK"},
+        {SIGFPE, FPE_INTDIV, "FPE_INTDIV"}, {SIGFPE, FPE_INTOVF, "FPE_INTOVF"},
+        {SIGFPE, FPE_FLTDIV, "FPE_FLTDIV"}, {SIGFPE, FPE_FLTOVF, "FPE_FLTOVF"},
+        {SIGFPE, FPE_FLTUND, "FPE_FLTUND"}, {SIGFPE, FPE_FLTRES, "FPE_FLTRES"},
+        {SIGFPE, FPE_FLTINV, "FPE_FLTINV"}, {SIGFPE, FPE_FLTSUB, "FPE_FLTSUB"},
+    };
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        if (n[i].code == code && (n[i].sig == 0 ? code <= 0 || code == SI_KERNEL : n[i].sig == (int)sig))
+            return n[i].name;
+    return NULL;
 }
 
 /* ---- Header -------------------------------------------------------------------- */
@@ -245,8 +292,9 @@ static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, 
     };
     size_t n = sizeof sec / sizeof sec[0];
     for (size_t i = 0; i < n; i++) {
-        /* A trace without findings or probes has none: an empty entry is not a problem
-         * there (a shim that watches nothing writes no probes section). */
+        /* A trace without findings, probes or crashes has none: an empty entry is not a
+         * problem there (a shim that watches nothing writes no probes section; version 2
+         * has no crashes section). */
         if ((sec[i].ok == find_ok || sec[i].ok == probes_ok || sec[i].ok == crash_ok) &&
             sec[i].s->off == 0 &&
             sec[i].s->size == 0)
@@ -425,30 +473,47 @@ static void read_modules(struct race_trace *t)
 
 /* ---- Findings ------------------------------------------------------------------ */
 
-static void read_findings(struct race_trace *t)
+/* A section of fixed-size records after a 64-byte {used, cap} header (findings, crashes):
+ * how many slots were claimed and lie within cap (*n), how many claims did not fit
+ * (*dropped), and how many records are really in the file (the return value, for the
+ * array: it follows the file's size, whatever the counts say). False when the header
+ * lies past a truncation (already reported). */
+static bool claimed_slots(struct race_trace *t, const char *name, const struct race_section *s,
+                          size_t rec_size, uint64_t *n, uint64_t *dropped, uint64_t *present)
 {
-    const struct race_section *s = &t->hdr.findings;
-    struct race_find_hdr fh;
-    if (!copy_in(t, s->off, &fh, sizeof fh))
-        return;
-    uint64_t room = (s->size - sizeof fh) / sizeof(struct race_finding);
-    uint64_t cap = fh.cap;
+    struct race_find_hdr hh; /* every such header is {used, cap, pad} */
+    static_assert(sizeof(struct race_crash_hdr) == sizeof hh, "same header shape");
+    if (!copy_in(t, s->off, &hh, sizeof hh))
+        return false;
+    uint64_t room = (s->size - sizeof hh) / rec_size;
+    uint64_t cap = hh.cap;
     if (cap > room) {
-        diag_problem(t, "findings cap %llu at offset %llu exceeds its section's room for %llu",
+        diag_problem(t, "%s cap %llu at offset %llu exceeds its section's room for %llu", name,
                      (unsigned long long)cap,
                      (unsigned long long)(s->off + offsetof(struct race_find_hdr, cap)),
                      (unsigned long long)room);
         cap = room;
     }
     /* Writers claim a slot before they check it exists: used past cap counts the
-     * findings that did not fit. */
-    uint64_t n = fh.used < cap ? fh.used : cap;
-    t->find_dropped = fh.used - n;
-    /* The array follows the records really in the file, whatever the counts say. */
-    uint64_t present = (t->size - s->off - sizeof fh) / sizeof(struct race_finding);
-    t->find = xcalloc(n < present ? n : present, sizeof *t->find);
+     * records that did not fit. */
+    *n = hh.used < cap ? hh.used : cap;
+    *dropped = hh.used - *n;
+    *present = (t->size - s->off - sizeof hh) / rec_size;
+    if (*present > *n)
+        *present = *n;
+    return true;
+}
+
+static void read_findings(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.findings;
+    const size_t fh = sizeof(struct race_find_hdr);
+    uint64_t n, present;
+    if (!claimed_slots(t, "findings", s, sizeof(struct race_finding), &n, &t->find_dropped, &present))
+        return;
+    t->find = xcalloc(present, sizeof *t->find);
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t off = s->off + sizeof fh + i * sizeof(struct race_finding);
+        uint64_t off = s->off + fh + i * sizeof(struct race_finding);
         struct race_finding f;
         if (!copy_in(t, off, &f, sizeof f))
             break; /* past a truncation, already reported */
@@ -470,36 +535,44 @@ static void read_findings(struct race_trace *t)
 
 /* ---- Crashes ------------------------------------------------------------------- */
 
-/* Shaped like the findings: claimed and published the same way (FORMAT.md, Crashes). */
+/* Like findings, plus what links the records: first names an earlier slot (or none),
+ * and the stack must be one the depot holds. A bad field loses the record, never the
+ * trace: the rest is still read. */
 static void read_crashes(struct race_trace *t)
 {
     const struct race_section *s = &t->hdr.crashes;
-    struct race_crash_hdr ch;
-    if (!copy_in(t, s->off, &ch, sizeof ch))
+    const size_t ch = sizeof(struct race_crash_hdr);
+    uint64_t n, present;
+    /* The shim fills in cap when it claims the first slot: a trace nothing crashed in
+     * has used == cap == 0. */
+    if (!claimed_slots(t, "crashes", s, sizeof(struct race_crash), &n, &t->crash_dropped, &present))
         return;
-    uint64_t room = (s->size - sizeof ch) / sizeof(struct race_crash);
-    uint64_t cap = ch.cap < room ? ch.cap : room;
-    uint64_t n = ch.used < cap ? ch.used : cap;
-    t->crash_dropped = ch.used - n;
-    uint64_t present = (t->size - s->off - sizeof ch) / sizeof(struct race_crash);
-    t->crash = xcalloc(n < present ? n : present, sizeof *t->crash);
+    t->crash = xcalloc(present, sizeof *t->crash);
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t off = s->off + sizeof ch + i * sizeof(struct race_crash);
+        uint64_t off = s->off + ch + i * sizeof(struct race_crash);
         struct race_crash c;
         if (!copy_in(t, off, &c, sizeof c))
-            break;
+            break; /* past a truncation, already reported */
         if (c.commit != RACE_CRASH_COMMIT) {
-            t->crash_incomplete++;
+            t->crash_incomplete++; /* claimed, not (or never) published: the writer died */
             continue;
         }
-        if (c.first > n) {
-            diag_problem(t, "crash record at offset %llu is corrupt (first %u of %llu)",
-                         (unsigned long long)off, c.first, (unsigned long long)n);
+        if (c.sig == 0 || c.sig > 64 || c.has_regs > 1 || c.first > i) {
+            diag_problem(t, "crash record %llu at offset %llu is corrupt (sig %u, has_regs %u, "
+                         "first %u)", (unsigned long long)i, (unsigned long long)off, c.sig,
+                         c.has_regs, c.first);
             continue;
         }
-        t->crash[t->ncrash].c = c;
-        t->crash[t->ncrash].index = (uint32_t)i;
-        t->crash[t->ncrash++].off = off;
+        if (c.stack) {
+            struct race_stack st;
+            const char *why;
+            if (trace_stack(t, c.stack, &st, &why) == RACE_STACK_BAD) {
+                diag_problem(t, "crash record %llu at offset %llu: stack %u: %s",
+                             (unsigned long long)i, (unsigned long long)off, c.stack, why);
+                c.stack = 0;
+            }
+        }
+        t->crash[t->ncrash++] = (struct race_crashrec){.c = c, .off = off, .index = (uint32_t)i};
     }
 }
 
@@ -897,7 +970,7 @@ struct race_trace *trace_open(const char *path)
     if (find_ok)
         read_findings(t);
     if (crash_ok)
-        read_crashes(t);
+        read_crashes(t); /* after the depot: it checks stack ids */
     /* Before the ring: an event is valid only if the probe record it names is. */
     if (probes_ok)
         read_probes(t);

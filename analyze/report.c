@@ -550,11 +550,11 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
     bool explained = x->nm > 0;
     if (explained)
         printf("==race== ERROR: crash-after-free: %s on address 0x%llx at pc 0x%llx\n",
-               crash_sig_name(c->sig), (unsigned long long)c->addr, (unsigned long long)c->pc);
+               race_sig_name(c->sig), (unsigned long long)c->addr, (unsigned long long)c->pc);
     else
-        printf("==race== CRASH: %s on address 0x%llx at pc 0x%llx\n", crash_sig_name(c->sig),
+        printf("==race== CRASH: %s on address 0x%llx at pc 0x%llx\n", race_sig_name(c->sig),
                (unsigned long long)c->addr, (unsigned long long)c->pc);
-    printf("%s (%s) in ", crash_sig_name(c->sig), crash_code_name(c->sig, c->code));
+    printf("%s (%s) in ", race_sig_name(c->sig), crash_code_name(c->sig, c->code));
     who(c->tid, c->ractor, false);
     printf(" at %.3f ms:\n", ms_of(t, c->ts));
     stack_text(t, sym, c->stack, c->ts, c->pc, INDENT);
@@ -612,7 +612,7 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
         const struct race_crash *l = &t->crash[i].c;
         if (l->first != x->cr->index + 1)
             continue;
-        printf("then %s (%s) in ", crash_sig_name(l->sig), crash_code_name(l->sig, l->code));
+        printf("then %s (%s) in ", race_sig_name(l->sig), crash_code_name(l->sig, l->code));
         who(l->tid, l->ractor, false);
         printf(" at %.3f ms, while the program handled it\n", ms_of(t, l->ts));
     }
@@ -656,7 +656,7 @@ static void json_crash(struct race_trace *t, struct race_sym *sym, const struct 
     json_cstr(stdout, t->path);
     printf(",\"offset\":%llu,\"type\":\"%s\",\"signal\":\"%s\",\"code\":%d,\"addr\":",
            (unsigned long long)x->cr->off, x->nm ? "crash-after-free" : "crash",
-           crash_sig_name(c->sig), c->code);
+           race_sig_name(c->sig), c->code);
     json_hex(stdout, c->addr);
     printf(",\"pc\":");
     json_hex(stdout, c->pc);
@@ -708,7 +708,7 @@ static void json_crash(struct race_trace *t, struct race_sym *sym, const struct 
         if (l->first != x->cr->index + 1)
             continue;
         printf("%s{\"signal\":\"%s\",\"code\":%d,\"tid\":%u,\"time_ms\":%.6f}", k++ ? "," : "",
-               crash_sig_name(l->sig), l->code, l->tid, ms_of(t, l->ts));
+               race_sig_name(l->sig), l->code, l->tid, ms_of(t, l->ts));
     }
     printf("]");
     /* left open: the caller adds the group fields and closes it */

@@ -295,6 +295,43 @@ static void text_watched(const struct race_trace *t)
     watched_free(w, n);
 }
 
+/* Crash records: how many, how many were the process's crash (first == 0) and how many
+ * were raised while one was handled, and the signal of the first crash. */
+static size_t crashes_first(const struct race_trace *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->ncrash; i++)
+        n += t->crash[i].c.first == 0;
+    return n;
+}
+
+static void text_crashes(const struct race_trace *t)
+{
+    size_t first = crashes_first(t);
+    printf("%zu", t->ncrash);
+    if (t->ncrash)
+        printf(" (%zu %s, %zu raised while one was handled)", first, plural(first, "crash", "crashes"),
+               t->ncrash - first);
+    if (t->crash_incomplete || t->crash_dropped)
+        printf(" (%llu incomplete, %llu did not fit)", (unsigned long long)t->crash_incomplete,
+               (unsigned long long)t->crash_dropped);
+    for (size_t i = 0; i < t->ncrash; i++)
+        if (t->crash[i].c.first == 0) {
+            const struct race_crash *c = &t->crash[i].c;
+            const char *code = race_sicode_name(c->sig, c->code);
+            printf(": %s", race_sig_name(c->sig));
+            if (code)
+                printf("/%s", code);
+            else
+                printf("/code %d", c->code);
+            printf(" at 0x%llx by thread %u", (unsigned long long)c->addr, c->tid);
+            if (c->ractor)
+                printf(" (Ractor %u)", c->ractor);
+            break;
+        }
+    putchar('\n');
+}
+
 static void text_trace(struct race_trace *t)
 {
     const struct race_hdr *h = &t->hdr;
@@ -390,6 +427,8 @@ static void text_trace(struct race_trace *t)
         printf(" (%llu incomplete, %llu did not fit)", (unsigned long long)t->find_incomplete,
                (unsigned long long)t->find_dropped);
     printf("%s\n", t->nfind ? ": see race report" : "");
+    label("crashes");
+    text_crashes(t);
     label("probes");
     text_probes_line(t);
 
@@ -589,6 +628,9 @@ void stats_json_trace(struct race_trace *t, bool tables)
            (unsigned long long)t->mods_incomplete);
     printf(",\"findings\":{\"count\":%zu,\"incomplete\":%llu,\"dropped\":%llu}", t->nfind,
            (unsigned long long)t->find_incomplete, (unsigned long long)t->find_dropped);
+    printf(",\"crashes\":{\"count\":%zu,\"first\":%zu,\"incomplete\":%llu,\"dropped\":%llu}",
+           t->ncrash, crashes_first(t), (unsigned long long)t->crash_incomplete,
+           (unsigned long long)t->crash_dropped);
     json_probes(t);
     if (tables) {
         struct race_tally y;

@@ -228,6 +228,8 @@ void race_finding_report(struct race_finding *f, const void *uc)
     (void)uc;
     put(f);
     report(f);
-    if (race_g.on_finding_abort)
+    if (race_g.on_finding_abort) {
+        race_crash_own_abort(); /* crash.c: this SIGABRT is the finding's, not a crash */
         abort();
+    }
 }

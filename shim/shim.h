@@ -216,6 +216,14 @@ void race_finding_report(struct race_finding *f, const void *uc);
 /* signals.c: our SIGSEGV/SIGBUS handlers stay first; the program's are chained */
 void race_signals_init(void);
 void race_signal_chain(int sig, void *si, void *uc);
+int race_signal_ignored(int sig, const void *si); /* the program ignores this sent signal */
+
+/* crash.c: crash records, from the signal handler (async-signal-safe) */
+int race_crash_is_fatal(int sig);
+uint32_t race_crash_record(int sig, const void *si, void *uc); /* the crash it belongs to, index+1 */
+uint32_t race_crash_open(uint32_t index1);  /* the crash this thread's handler handles; returns the previous */
+int race_crash_unwind_fault(void);          /* a fault during the crash unwind: jumps back; 0 if none ran */
+void race_crash_own_abort(void);            /* this thread aborts for a finding: not a crash */
 
 /* arch_x86.c: what a fault's machine context says */
 uint64_t race_arch_pc(const void *uc);

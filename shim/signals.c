@@ -1,9 +1,11 @@
-/* signals.c - keeps the shim's SIGSEGV/SIGBUS handler first. sigaction() and signal()
- * are interposed: for these signals the program's handler is stored, not installed,
- * and a fault that is not ours is handed to it exactly as the kernel would have
- * (SA_SIGINFO or not, its mask, SA_RESETHAND, SIG_DFL dies with the signal, SIG_IGN
- * on a real fault dies too). Also gives every thread an alternate signal stack (the
- * pthread_create wrapper). The handler path is async-signal-safe: no locks, no malloc. */
+/* signals.c - keeps the shim's handlers first: SIGSEGV/SIGBUS (findings), SIGTRAP and
+ * the probe handshake signal, and SIGILL/SIGFPE/SIGABRT (crash records, crash.c).
+ * sigaction() and signal() are interposed: for these signals the program's handler is
+ * stored, not installed, and a signal that is not ours is handed to it exactly as the
+ * kernel would have (SA_SIGINFO or not, its mask, SA_RESETHAND, SIG_DFL dies with the
+ * signal, SIG_IGN on a real fault dies too). Also gives every thread an alternate
+ * signal stack (the pthread_create wrapper). The handler path is async-signal-safe:
+ * no locks, no malloc. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -23,17 +25,56 @@ static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)
 static struct sigaction app[NSIG_OURS]; /* what the program believes is installed */
 static int ours[NSIG_OURS];
 static pthread_key_t altstack_key;
+static __thread int in_handler __attribute__((tls_model("initial-exec"))); /* in the shim's own part */
 
 int race_fault_handle(int sig, siginfo_t *si, void *uc);
+
+/* The shim's own handler code faulted (not one of its fault-safe loads, not an unwind the
+ * crash recorder can abandon): handing it on would run the same code again, forever.
+ * Die of the signal as the kernel would have. */
+static void die_of(int sig)
+{
+    struct sigaction d;
+    memset(&d, 0, sizeof(d));
+    d.sa_handler = SIG_DFL;
+    real_sigaction(sig, &d, NULL);
+    ours[sig] = 0;
+}
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     int e = errno;
+    int fault = si && si->si_code > 0 && race_crash_is_fatal(sig) && sig != SIGABRT;
+    if (in_handler && fault) {
+        if (!race_arch_fixup(uc)) {
+            race_crash_unwind_fault(); /* returns only when no unwind was running */
+            die_of(sig);
+        }
+        errno = e;
+        return;
+    }
+    int nested = in_handler;
+    in_handler = 1;
     int ours_ = (sig == SIGTRAP || sig == race_probe_sync_signal()) ? race_probe_trap(si, uc)
                                                                     : race_fault_handle(sig, si, uc);
-    if (!ours_)
+    if (!ours_ && race_crash_is_fatal(sig) && !race_signal_ignored(sig, si)) {
+        uint32_t c = race_crash_record(sig, si, uc);
+        uint32_t prev = race_crash_open(c);
+        in_handler = nested;
         race_signal_chain(sig, si, uc);
+        race_crash_open(prev);
+    } else {
+        in_handler = nested;
+        if (!ours_)
+            race_signal_chain(sig, si, uc);
+    }
     errno = e;
+}
+
+int race_signal_ignored(int sig, const void *siv)
+{
+    const siginfo_t *si = siv;
+    return app[sig].sa_handler == SIG_IGN && !(si && si->si_code > 0);
 }
 
 void race_signal_chain(int sig, void *siv, void *uc)
@@ -126,6 +167,10 @@ void race_signals_init(void)
     /* SA_NODEFER: a load in the handler itself may fault and must reach the fixup */
     take(SIGSEGV, SA_NODEFER);
     take(SIGBUS, SA_NODEFER);
+    /* Crash records only (crash.c); the program's handler sees these as before. */
+    take(SIGILL, SA_NODEFER);
+    take(SIGFPE, SA_NODEFER);
+    take(SIGABRT, SA_NODEFER);
     /* A breakpoint hit while SIGTRAP is blocked would kill the process: never defer it. */
     take(SIGTRAP, SA_NODEFER);
     /* The probe engine's handshake signal must not make a blocked read() fail. */
