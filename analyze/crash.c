@@ -303,6 +303,14 @@ static void add_match(struct race_explain *x, const struct race_freeix *ix, cons
                              .free_seq = f->seq, .free_tid = f->tid, .free_ractor = f->ractor,
                              .free_stack = f->stack, .free_entry = f->entry, .free_flags = f->flags};
     reuse_of(ix, f, x->cr->c.ts, skip_tid, skip_seq, m);
+    const struct ixev *p = latest_free(ix, f->addr, f->ts, f->tid, f->seq);
+    if (p && p->addr == f->addr && !same_event(p, skip_tid, skip_seq)) {
+        m->prev_ts = p->ts;
+        m->prev_tid = p->tid;
+        m->prev_ractor = p->ractor;
+        m->prev_stack = p->stack;
+        m->prev_entry = p->entry;
+    }
 }
 
 static void try_addr(struct race_explain *x, const struct race_freeix *ix, unsigned via, int reg,
@@ -329,9 +337,11 @@ static bool allocator_frame(const char *f)
 }
 
 /* A crash inside free (glibc's checks abort, or it faults walking a damaged list): the
- * crash stack passes through the allocator's free within its first frames, and the
+ * crash stack passes through the C library's free within its first frames, and the
  * crashing thread's last event is a free, recorded before libc ran it. Both are needed:
- * a thread whose last event was a free long ago may raise a signal for another reason. */
+ * a thread whose last event was a free long ago may raise a signal for another reason,
+ * and a fault in the recorder's own free wrapper (asking the size of a garbage pointer)
+ * comes before that free is recorded: the thread's last free is then an older one. */
 static const struct ixev *free_in_progress(const struct race_freeix *ix, struct race_trace *t,
                                            struct race_sym *sym, const struct race_crash *c)
 {
@@ -343,7 +353,7 @@ static const struct ixev *free_in_progress(const struct race_freeix *ix, struct 
     for (uint32_t i = 0; i < st.nframes && i < 10 && !in_free; i++) {
         struct race_frame fr;
         sym_frame(sym, st.pc[i], c->ts, i == 0, &fr);
-        in_free = allocator_frame(fr.func);
+        in_free = allocator_frame(fr.func) && !(fr.module && strncmp(fr.module, "librace", 7) == 0);
     }
     if (!in_free)
         return NULL;

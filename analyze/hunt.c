@@ -43,6 +43,7 @@ struct evidence {
     size_t findings, crashes, explained;
     bool have_block;                /* the best explained crash's block */
     uint64_t size;
+    uint64_t lo, hi;                /* the size classes to guard next: this one and earlier ones */
     unsigned entry, via;
     uint32_t free_tid, crash_tid;
     char free_func[64], crash_func[64], site[64];
@@ -177,7 +178,7 @@ static bool confirmed(const struct race_finding *f)
 
 /* Reads one run's traces: findings, crashes and the best explanation, and the rates of
  * frees (the busiest process's) the next run's settings are computed from. */
-static void gather(char **paths, int n, struct evidence *ev)
+static void gather(char **paths, int n, const struct settings *cur, struct evidence *ev)
 {
     const struct race_explain *best = NULL;
     struct race_explain *xs[64] = {0};
@@ -216,7 +217,13 @@ static void gather(char **paths, int n, struct evidence *ev)
         }
     }
     if (ev->have_block) {
-        struct count_ctx cc = {.lo = ev->size > 15 ? ev->size - 15 : 1, .hi = ev->size};
+        ev->lo = ev->size > 15 ? ev->size - 15 : 1;
+        ev->hi = ev->size;
+        if (cur->hi && cur->hi <= SIZE_MAX_GUARD && ev->hi <= SIZE_MAX_GUARD) {
+            ev->lo = cur->lo < ev->lo ? cur->lo : ev->lo;
+            ev->hi = cur->hi > ev->hi ? cur->hi : ev->hi;
+        }
+        struct count_ctx cc = {.lo = ev->lo, .hi = ev->hi};
         for (int i = 0; i < keep; i++) {
             struct count_ctx one = cc;
             trace_scan(ts[i], count_frees, &one);
@@ -244,8 +251,11 @@ static void next_settings(const struct settings *cur, const struct evidence *ev,
     double allowed = budget - 1.0; /* seconds of guarding per second of the program */
     bool over = base_wall > 0 && ev->wall_s > budget * base_wall;
     if (ev->have_block && ev->size <= SIZE_MAX_GUARD) {
-        next->lo = ev->size > 15 ? ev->size - 15 : 1;
-        next->hi = ev->size;
+        /* Every size class a crash pointed at so far: one run's crash may be explained by
+         * another block of the same bug (mysql2: the socket state's 8 KiB and 16 KiB
+         * buffers). ev's rate was counted over this range. */
+        next->lo = ev->lo;
+        next->hi = ev->hi;
         /* 1 in N of the class's allocations guarded costs rate / N * GUARD_NS per second. */
         double n = ceil(ev->class_rate * GUARD_NS / 1e9 / allowed);
         next->sample = n < 1 ? 1 : n > 1e6 ? 1000000 : (long)n;
@@ -454,7 +464,7 @@ int cmd_hunt(int argc, char **argv)
             done = r + 1;
             break;
         }
-        gather(paths, n, ev);
+        gather(paths, n, &cur, ev);
         if (r == 0)
             base_wall = ev->wall_s;
         char saw[512];

@@ -288,6 +288,11 @@ struct race_match {
     uint32_t free_tid, free_ractor, free_stack;
     uint64_t reuse_ts;
     uint32_t reuse_tid;
+    /* The free of the same address before this one, if any: the block was freed twice,
+     * or allocated again in between (allocations are not recorded). prev_ts 0 = none. */
+    uint64_t prev_ts;
+    uint32_t prev_tid, prev_ractor, prev_stack;
+    uint8_t prev_entry;
 };
 #define RACE_MAX_MATCH 6
 struct race_explain {

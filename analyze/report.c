@@ -514,6 +514,21 @@ static void text_reuse(const struct race_trace *t, const struct race_match *m, b
                "allocations; no event at its address says so)\n");
 }
 
+/* The free of the same address before the matched one: two frees, by two threads
+ * perhaps, of one block, unless it was allocated again in between. */
+static void text_prev_free(struct race_trace *t, struct race_sym *sym, const struct race_match *m)
+{
+    printf("\nbefore that, 0x%llx was freed by ", (unsigned long long)m->block);
+    who(m->prev_tid, m->prev_ractor, m->prev_ractor != 0);
+    printf(" via %s at %.3f ms (%.3f ms earlier): freed twice, unless it was allocated again in "
+           "between (allocations are not recorded):\n", race_entry_name(m->prev_entry),
+           ms_of(t, m->prev_ts), ms_of(t, m->free_ts) - ms_of(t, m->prev_ts));
+    if (m->prev_stack)
+        stack_text(t, sym, m->prev_stack, m->prev_ts, 0, INDENT);
+    else
+        printf(INDENT "(no stack was recorded for this free)\n");
+}
+
 static void text_free_of(struct race_trace *t, struct race_sym *sym, const struct race_match *m,
                          uint64_t crash_ts)
 {
@@ -590,6 +605,8 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
             }
             text_free_of(t, sym, m, c->ts);
             text_reuse(t, m, (m->free_flags & RACE_RF_GUARDED) != 0);
+            if (m->prev_ts && m->via != RACE_VIA_DOUBLE_FREE)
+                text_prev_free(t, sym, m);
             if (x->in_free && m->via == RACE_VIA_DOUBLE_FREE) {
                 printf("\nfreed again by ");
                 who(c->tid, c->ractor, c->ractor != 0);
@@ -646,6 +663,11 @@ static void json_match(struct race_trace *t, struct race_sym *sym, const struct 
            (unsigned long long)(m->value - m->block), (m->free_flags & RACE_RF_GUARDED) ? "true" : "false",
            reuse[m->reuse]);
     json_who(t, sym, "free", m->free_ts, m->free_tid, m->free_ractor, m->free_stack, m->free_entry);
+    if (m->prev_ts)
+        json_who(t, sym, "previous_free", m->prev_ts, m->prev_tid, m->prev_ractor, m->prev_stack,
+                 m->prev_entry);
+    else
+        printf(",\"previous_free\":null");
     putchar('}');
 }
 

@@ -2,7 +2,10 @@
 # what the crash records say, one "key value" per line:
 #   crashes N          crash records of processes (first == 0)
 #   explained N        of them, explained by a recorded free (crash-after-free)
-#   closer_free N      explained by a block the closing thread CLOSER freed (argument)
+#   closer_free N      explained by a block the closing thread CLOSER freed (argument):
+#                      the matched free, or the free of the same address just before it
+#                      (the block freed twice: by the closer, then by the crashing thread)
+#   closer_prev N      ... of them, through that earlier free
 #   close_stack N      ... whose free stack was recorded and contains mysql_close
 #   no_stack N         ... whose free was recorded without a stack
 #   reuse R N          the best match's reuse state, per state
@@ -25,14 +28,18 @@ crashes.each do |c|
   count["via #{m['via']}"] += 1
   count["reuse #{m['reuse']}"] += 1
   count["size #{m.dig('block', 'size')}"] += 1
-  next unless m.dig("free", "tid") == closer
+  side = if m.dig("free", "tid") == closer then m["free"]
+         elsif m.dig("previous_free", "tid") == closer then m["previous_free"]
+         end
+  next unless side
   count["closer_free"] += 1
-  names = (m.dig("free", "stack") || []).map { |fr| fr["function"] }
+  count["closer_prev"] += 1 unless side.equal?(m["free"])
+  names = (side["stack"] || []).map { |fr| fr["function"] }
   if names.empty?
     count["no_stack"] += 1
   elsif names.include?("mysql_close")
     count["close_stack"] += 1
   end
 end
-%w[crashes explained closer_free close_stack no_stack].each { |k| puts "#{k} #{count[k]}" }
+%w[crashes explained closer_free closer_prev close_stack no_stack].each { |k| puts "#{k} #{count[k]}" }
 count.keys.grep(/ /).sort.each { |k| puts "#{k} #{count[k]}" }
