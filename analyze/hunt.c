@@ -20,7 +20,7 @@
 #define GUARD_NS 6000.0
 #define STACK_NS 500.0
 #define SLOTS_MIN 256
-#define SLOTS_MAX 16384
+#define SLOTS_MAX 4096
 #define SIZE_MAX_GUARD 1048576u /* RACE_GUARD_SIZES' upper limit */
 
 /* The recorder options a hunt sets; each run starts from none of them set. */
@@ -48,6 +48,9 @@ struct evidence {
     uint32_t free_tid, crash_tid;
     char free_func[64], crash_func[64], site[64];
     double class_rate, free_rate;   /* frees per second: of the size class, of all sizes */
+    double site_rate;               /* of sizes 1..site_hi, the range a site is guarded in */
+    uint64_t guarded;               /* guarded allocations the run made (ALLOC events) */
+    uint64_t site_hi;
 };
 
 static int usage(const char *fmt, const char *arg)
@@ -124,9 +127,33 @@ static void first_func(struct race_trace *t, struct race_sym *sym, uint32_t id, 
     }
 }
 
-/* A site for RACE_GUARD_SITES: the innermost function of the crash stack that the free
- * stack passes through too, outside the C library (mysql2: rb_nogvl, inside which both
- * the connection's use and its close run, and its allocation too). */
+/* The stack of the free that explains a crash, or where that free was not sampled
+ * (RACE_STACK_SAMPLE), the freeing thread's stacked free nearest to it in time (within
+ * 50 ms: the same call, most likely): what the free side ran through. */
+struct near_ctx {
+    uint32_t tid;
+    uint64_t ts, best_dt;
+    uint32_t stack;
+};
+
+static void near_free(struct race_trace *t, const struct race_rec *r, uint64_t off, void *ctx)
+{
+    (void)off;
+    struct near_ctx *n = ctx;
+    if (r->kind != RACE_EV_FREE || r->tid != n->tid || !r->stack)
+        return;
+    uint64_t dt = r->ts > n->ts ? r->ts - n->ts : n->ts - r->ts;
+    if (clock_ns(&t->clock, n->ts + dt) - clock_ns(&t->clock, n->ts) > 50000000)
+        return;
+    if (!n->stack || dt < n->best_dt) {
+        n->stack = r->stack;
+        n->best_dt = dt;
+    }
+}
+
+/* A site for RACE_GUARD_SITES: the innermost named function of the crash stack, outside
+ * the C library, that the free side passes through too (mysql2: rb_nogvl, inside which
+ * the connection's use, its close, and its allocation at connect all run). */
 static void common_site(struct race_trace *t, struct race_sym *sym, const struct race_explain *x,
                         char *out, size_t cap)
 {
@@ -134,9 +161,13 @@ static void common_site(struct race_trace *t, struct race_sym *sym, const struct
     const char *why;
     out[0] = 0;
     const struct race_crash *c = &x->cr->c;
-    if (!x->nm || !c->stack || !x->m[0].free_stack ||
-        trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK ||
-        trace_stack(t, x->m[0].free_stack, &b, &why) != RACE_STACK_OK)
+    if (!x->nm || !c->stack)
+        return;
+    struct near_ctx n = {.tid = x->m[0].free_tid, .ts = x->m[0].free_ts, .stack = x->m[0].free_stack};
+    if (!n.stack)
+        trace_scan(t, near_free, &n);
+    if (!n.stack || trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK ||
+        trace_stack(t, n.stack, &b, &why) != RACE_STACK_OK)
         return;
     for (uint32_t i = 0; i < a.nframes; i++) {
         struct race_frame fa;
@@ -157,7 +188,7 @@ static void common_site(struct race_trace *t, struct race_sym *sym, const struct
 }
 
 struct count_ctx {
-    uint64_t lo, hi, n_class, n_all;
+    uint64_t lo, hi, site_hi, n_class, n_site, n_all, n_guarded;
 };
 
 static void count_frees(struct race_trace *t, const struct race_rec *r, uint64_t off, void *ctx)
@@ -165,10 +196,13 @@ static void count_frees(struct race_trace *t, const struct race_rec *r, uint64_t
     (void)t;
     (void)off;
     struct count_ctx *c = ctx;
+    if (r->kind == RACE_EV_ALLOC)
+        c->n_guarded++;
     if (r->kind != RACE_EV_FREE)
         return;
     c->n_all++;
     c->n_class += r->size >= c->lo && r->size <= c->hi;
+    c->n_site += r->size <= c->site_hi;
 }
 
 static bool confirmed(const struct race_finding *f)
@@ -223,10 +257,14 @@ static void gather(char **paths, int n, const struct settings *cur, struct evide
             ev->lo = cur->lo < ev->lo ? cur->lo : ev->lo;
             ev->hi = cur->hi > ev->hi ? cur->hi : ev->hi;
         }
-        struct count_ctx cc = {.lo = ev->lo, .hi = ev->hi};
+        /* A site is guarded in the default range or the class's, whichever is larger:
+         * the state a site allocates need not be the block the crash pointed at. */
+        ev->site_hi = ev->hi > 4096 ? ev->hi : 4096;
+        struct count_ctx cc = {.lo = ev->lo, .hi = ev->hi, .site_hi = ev->site_hi};
         for (int i = 0; i < keep; i++) {
             struct count_ctx one = cc;
             trace_scan(ts[i], count_frees, &one);
+            ev->guarded += one.n_guarded;
             double span = trace_span_ms(ts[i]) / 1e3;
             if (span <= 0)
                 continue;
@@ -234,6 +272,8 @@ static void gather(char **paths, int n, const struct settings *cur, struct evide
                 ev->class_rate = (double)one.n_class / span;
             if (one.n_all / span > ev->free_rate)
                 ev->free_rate = (double)one.n_all / span;
+            if (one.n_site / span > ev->site_rate)
+                ev->site_rate = (double)one.n_site / span;
         }
     }
     for (int i = 0; i < keep; i++) {
@@ -250,23 +290,34 @@ static void next_settings(const struct settings *cur, const struct evidence *ev,
     *next = *cur;
     double allowed = budget - 1.0; /* seconds of guarding per second of the program */
     bool over = base_wall > 0 && ev->wall_s > budget * base_wall;
+    /* What a guarded allocation cost in this run, when it guarded more than the defaults:
+     * on a loaded machine, with many slots, far more than the quiet figure. */
+    double cost = GUARD_NS;
+    if ((cur->hi || cur->sites[0]) && ev->guarded && ev->wall_s > base_wall && base_wall > 0) {
+        double measured = (ev->wall_s - base_wall) * 1e9 / (double)ev->guarded;
+        cost = measured > cost ? measured : cost;
+    }
     if (ev->have_block && ev->size <= SIZE_MAX_GUARD) {
         /* Every size class a crash pointed at so far: one run's crash may be explained by
          * another block of the same bug (mysql2: the socket state's 8 KiB and 16 KiB
-         * buffers). ev's rate was counted over this range. */
-        next->lo = ev->lo;
-        next->hi = ev->hi;
-        /* 1 in N of the class's allocations guarded costs rate / N * GUARD_NS per second. */
-        double n = ceil(ev->class_rate * GUARD_NS / 1e9 / allowed);
+         * buffers). ev's rate was counted over this range. With a site, the range widens
+         * to the site's and the sampling is counted over it. */
+        bool site = ev->site[0] && !over;
+        next->lo = site ? 1 : ev->lo;
+        next->hi = site ? ev->site_hi : ev->hi;
+        double rate = site ? ev->site_rate : ev->class_rate;
+        /* 1 in N of the range's allocations guarded costs rate / N * GUARD_NS per second. */
+        double n = ceil(rate * cost / 1e9 / allowed);
         next->sample = n < 1 ? 1 : n > 1e6 ? 1000000 : (long)n;
         if (over && cur->sample)
             next->sample = cur->sample * 2 > next->sample ? cur->sample * 2 : next->sample;
         /* Slots: a freed guarded block stays inaccessible until its slot is the least
-         * recently freed; hold a second of guarded frees. */
-        double per_s = ev->class_rate / (double)next->sample;
-        next->slots = per_s < SLOTS_MIN ? SLOTS_MIN : per_s > SLOTS_MAX ? SLOTS_MAX : (long)per_s;
+         * recently freed; hold a second of guarded frees (a site adds its own). */
+        double per_s = rate / (double)next->sample;
+        long lo_slots = site ? 4 * SLOTS_MIN : SLOTS_MIN;
+        next->slots = per_s < lo_slots ? lo_slots : per_s > SLOTS_MAX ? SLOTS_MAX : (long)per_s;
         next->stack_sample = ev->free_rate * STACK_NS / 1e9 <= allowed / 4 ? 1 : 0;
-        snprintf(next->sites, sizeof next->sites, "%s", over ? "" : ev->site);
+        snprintf(next->sites, sizeof next->sites, "%s", site ? ev->site : "");
         return;
     }
     /* No block to aim at: guard more of everything, within the measured overhead. */
