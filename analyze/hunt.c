@@ -15,9 +15,11 @@
 
 #include "race.h"
 
-/* Measured costs this tuning assumes (bench/README.md): a guarded allocation about 6 us
- * (mmap of a fresh page, later mprotect), a free's stack about 0.5 us. */
-#define GUARD_NS 6000.0
+/* Costs this tuning starts from: a guarded allocation about 6 us on a quiet machine
+ * (bench/README.md: mmap of a fresh page, later mprotect), but 20-80 us measured on a
+ * loaded 2-core one with thousands of slots (bench/results-crash-attrib.md): 20 us
+ * until a run measures it; a free's stack about 0.5 us. */
+#define GUARD_NS 20000.0
 #define STACK_NS 500.0
 #define SLOTS_MIN 256
 #define SLOTS_MAX 4096
@@ -98,6 +100,8 @@ static bool libc_module(const char *m)
     return false;
 }
 
+/* Frames every stack of a thread or of a Ruby VM passes through: as a site they would
+ * guard everything. */
 static bool outer_func(const char *f)
 {
     static const char *const skip[] = {"main", "_start", "__libc_start_main", "__libc_start_call_main",
@@ -105,8 +109,17 @@ static bool outer_func(const char *f)
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (strcmp(f, skip[i]) == 0)
             return true;
+    static const char *const prefix[] = {"rb_vm_", "vm_", "rb_funcall", "rb_protect", "rb_ensure",
+                                         "rb_rescue", "rb_yield", "rb_ec_", "ruby_run", "ruby_exec"};
+    for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++)
+        if (strncmp(f, prefix[i], strlen(prefix[i])) == 0)
+            return true;
     return false;
 }
+
+/* A site is looked for this close to the crash: an allocation matches a site only on
+ * its first frames (RACE_GUARD_SITES), so a frame far down the stack is no site. */
+#define SITE_FRAMES 10
 
 /* The first symbolized frame outside the C library and the recorder; "" if none. */
 static void first_func(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
@@ -151,6 +164,35 @@ static void near_free(struct race_trace *t, const struct race_rec *r, uint64_t o
     }
 }
 
+/* A site from the crash stack alone (no free to compare with): the first named function
+ * outside the module the crash happened in and outside the C library, where that code
+ * was entered from (a C extension's library called inside rb_nogvl: rb_nogvl). */
+static void entry_site(struct race_trace *t, struct race_sym *sym, const struct race_crash *c,
+                       char *out, size_t cap)
+{
+    struct race_stack a;
+    const char *why;
+    out[0] = 0;
+    if (!c->stack || trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK || !a.nframes)
+        return;
+    struct race_frame f0;
+    sym_frame(sym, a.pc[0], c->ts, true, &f0);
+    char mod0[128];
+    snprintf(mod0, sizeof mod0, "%s", f0.module ? f0.module : "");
+    bool left = false;
+    for (uint32_t i = 1; i < a.nframes && i < SITE_FRAMES; i++) {
+        struct race_frame fr;
+        sym_frame(sym, a.pc[i], c->ts, false, &fr);
+        if (libc_module(fr.module) || (fr.module && strcmp(fr.module, mod0) == 0 && !left))
+            continue;
+        left = true;
+        if (!fr.func || outer_func(fr.func))
+            continue;
+        snprintf(out, cap, "%.*s", (int)(cap - 1), fr.func);
+        return;
+    }
+}
+
 /* A site for RACE_GUARD_SITES: the innermost named function of the crash stack, outside
  * the C library, that the free side passes through too (mysql2: rb_nogvl, inside which
  * the connection's use, its close, and its allocation at connect all run). */
@@ -169,7 +211,7 @@ static void common_site(struct race_trace *t, struct race_sym *sym, const struct
     if (!n.stack || trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK ||
         trace_stack(t, n.stack, &b, &why) != RACE_STACK_OK)
         return;
-    for (uint32_t i = 0; i < a.nframes; i++) {
+    for (uint32_t i = 0; i < a.nframes && i < SITE_FRAMES; i++) {
         struct race_frame fa;
         sym_frame(sym, a.pc[i], c->ts, i == 0, &fa);
         if (!fa.func || libc_module(fa.module) || outer_func(fa.func))
@@ -231,8 +273,11 @@ static void gather(char **paths, int n, const struct settings *cur, struct evide
         ev->crashes += nx;
         for (size_t j = 0; j < nx; j++) {
             const struct race_explain *x = &xs[i][j];
-            if (!x->nm)
+            if (!x->nm) {
+                if (!ev->site[0])
+                    entry_site(t, syms[i], &x->cr->c, ev->site, sizeof ev->site);
                 continue;
+            }
             ev->explained++;
             if (!best || x->m[0].via < best->m[0].via) {
                 best = x;
@@ -247,6 +292,8 @@ static void gather(char **paths, int n, const struct settings *cur, struct evide
                 first_func(t, syms[i], x->cr->c.stack, x->cr->c.ts, true, ev->crash_func,
                            sizeof ev->crash_func);
                 common_site(t, syms[i], x, ev->site, sizeof ev->site);
+                if (!ev->site[0])
+                    entry_site(t, syms[i], &x->cr->c, ev->site, sizeof ev->site);
             }
         }
     }
@@ -302,7 +349,7 @@ static void next_settings(const struct settings *cur, const struct evidence *ev,
          * another block of the same bug (mysql2: the socket state's 8 KiB and 16 KiB
          * buffers). ev's rate was counted over this range. With a site, the range widens
          * to the site's and the sampling is counted over it. */
-        bool site = ev->site[0] && !over;
+        bool site = ev->site[0] != 0; /* kept when over budget: the sampling pays for it */
         next->lo = site ? 1 : ev->lo;
         next->hi = site ? ev->site_hi : ev->hi;
         double rate = site ? ev->site_rate : ev->class_rate;
@@ -317,7 +364,16 @@ static void next_settings(const struct settings *cur, const struct evidence *ev,
         long lo_slots = site ? 4 * SLOTS_MIN : SLOTS_MIN;
         next->slots = per_s < lo_slots ? lo_slots : per_s > SLOTS_MAX ? SLOTS_MAX : (long)per_s;
         next->stack_sample = ev->free_rate * STACK_NS / 1e9 <= allowed / 4 ? 1 : 0;
-        snprintf(next->sites, sizeof next->sites, "%s", site ? ev->site : "");
+        snprintf(next->sites, sizeof next->sites, "%s", site ? ev->site : cur->sites);
+        if (!site && cur->sites[0]) { /* a site found earlier: keep it, and its range */
+            next->lo = 1;
+            next->hi = ev->site_hi > cur->hi ? ev->site_hi : cur->hi;
+        }
+        return;
+    }
+    /* No block to aim at, but a crash whose stack names a site: that site. */
+    if (ev->site[0] && !cur->sites[0]) {
+        snprintf(next->sites, sizeof next->sites, "%s", ev->site);
         return;
     }
     /* No block to aim at: guard more of everything, within the measured overhead. */
@@ -531,8 +587,11 @@ int cmd_hunt(int argc, char **argv)
         for (int j = 0; j < n; j++)
             free(paths[j]);
         free(paths);
-        if (found < 0)
-            next_settings(&cur, ev, base_wall, budget, &cur);
+        if (found < 0) {
+            struct settings next;
+            next_settings(&cur, ev, base_wall, budget, &next);
+            cur = next;
+        }
     }
     if (found >= 0) {
         char what[512];
