@@ -16,10 +16,12 @@
 #include "race.h"
 
 /* Costs this tuning starts from: a guarded allocation about 6 us on a quiet machine
- * (bench/README.md: mmap of a fresh page, later mprotect), but 20-80 us measured on a
- * loaded 2-core one with thousands of slots (bench/results-crash-attrib.md): 20 us
- * until a run measures it; a free's stack about 0.5 us. */
-#define GUARD_NS 20000.0
+ * (bench/README.md: mmap of a fresh page, later mprotect), but 30-80 us measured on a
+ * loaded 2-core one with thousands of slots (bench/results-crash-attrib.md): 60 us
+ * until a run measures it, then what it measured (6 us at least); a free's stack
+ * about 0.5 us. */
+#define GUARD_NS 60000.0
+#define GUARD_NS_MIN 6000.0
 #define STACK_NS 500.0
 #define SLOTS_MIN 256
 #define SLOTS_MAX 4096
@@ -291,7 +293,12 @@ static void gather(char **paths, int n, const struct settings *cur, struct evide
                            sizeof ev->free_func);
                 first_func(t, syms[i], x->cr->c.stack, x->cr->c.ts, true, ev->crash_func,
                            sizeof ev->crash_func);
-                common_site(t, syms[i], x, ev->site, sizeof ev->site);
+                /* The crashing thread's own free says nothing about where the other side
+                 * ran: only the entry into the crashing code does. */
+                if (x->m[0].free_tid != x->cr->c.tid)
+                    common_site(t, syms[i], x, ev->site, sizeof ev->site);
+                else
+                    ev->site[0] = 0;
                 if (!ev->site[0])
                     entry_site(t, syms[i], &x->cr->c, ev->site, sizeof ev->site);
             }
@@ -340,9 +347,9 @@ static void next_settings(const struct settings *cur, const struct evidence *ev,
     /* What a guarded allocation cost in this run, when it guarded more than the defaults:
      * on a loaded machine, with many slots, far more than the quiet figure. */
     double cost = GUARD_NS;
-    if ((cur->hi || cur->sites[0]) && ev->guarded && ev->wall_s > base_wall && base_wall > 0) {
+    if ((cur->hi || cur->sites[0]) && ev->guarded && base_wall > 0) {
         double measured = (ev->wall_s - base_wall) * 1e9 / (double)ev->guarded;
-        cost = measured > cost ? measured : cost;
+        cost = measured > GUARD_NS_MIN ? measured : GUARD_NS_MIN;
     }
     if (ev->have_block && ev->size <= SIZE_MAX_GUARD) {
         /* Every size class a crash pointed at so far: one run's crash may be explained by

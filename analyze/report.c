@@ -598,6 +598,9 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
                 printf("0x%llx was freed before: this is a double free of a %llu-byte block\n",
                        (unsigned long long)m->value, (unsigned long long)m->size);
             else {
+                if (m->via == RACE_VIA_REG)
+                    printf("the faulting access itself lies in no recorded freed block; a register "
+                           "points into one (weaker evidence):\n");
                 text_match_source(m);
                 printf(": ");
                 text_where(m->value, m->block, m->size);

@@ -67,6 +67,7 @@ attrib() {
     echo >> "$W/$name.facts"
 }
 
+: > "$W/defaults.facts"; : > "$W/quarantine.facts"
 for i in $(seq "$procs"); do
     attrib defaults BENCH_CONFIG=defaults
     attrib quarantine RACE_QUARANTINE_MB=16

@@ -43,4 +43,42 @@ eval "\"$RACE\" run --dir \"$T/repro\" $repro" > "$T/repro.out" 2> "$T/repro.err
 eq "racy C target: the printed race run line reproduces it (66)" "$?" 66
 check "racy C target: ... as a heap-use-after-free" grep -q "^==race== ERROR: heap-use-after-free" "$T/repro.err"
 
+# mysql2's close/ping race (tests/mysql2/close_race.rb ping 20), race hunt with no flags:
+# a crash explained by a block mysql_close's thread freed leads to rb_nogvl as the site
+# (the crash's code was entered there, and so was the close's), and a guarded run then
+# catches the use after free (or the double free) of the connection's state with its
+# allocation. Chance: bench/results-crash-attrib.md saw 10 of 10 hunts confirm within 5
+# runs; allowing for a much worse per-hunt rate, 0.8 within 10 runs, up to 9 hunts fail
+# together with probability 0.2^9 < 1e-6. The first hunt that confirms ends the test.
+source tests/mysql2/server.sh
+if ! mysql2_have_deps; then
+    echo "# skip mysql2: $MYSQL2_MISSING"
+    finish
+fi
+trap 'mysql2_server_stop; rm -rf "$T"' EXIT
+if ! mysql2_server_start; then
+    not_ok "mysql2: private mariadbd accepts connections" "$MYSQL2_ERROR"
+    finish
+fi
+export MYSQL2_TEST_PORT=$MYSQL2_PORT
+hunt=0 pair=""
+while [ $hunt -lt 9 ] && [ -z "$pair" ]; do
+    hunt=$((hunt + 1))
+    d=$T/my$hunt
+    ( timeout -k 2 600 "$RACE" hunt --runs 10 --dir "$d" -- "$MYSQL2_RUBY" tests/mysql2/close_race.rb ping 20 \
+        > "$d.out" 2> "$d.err" ) 2>/dev/null
+    rc=$?
+    run=$(sed -n 's/^race hunt: confirmed in run \([0-9]*\) .*/\1/p' "$d.out")
+    echo "# mysql2 hunt $hunt: status $rc, confirmed in run ${run:-none}"
+    [ "$rc" = 66 ] && [ -n "$run" ] || continue
+    for fn in mysql_ping mysql_store_result; do
+        mapfile -t F < <("$RACE" report --json "$d/run-$run"/race.*.trace 2>/dev/null |
+            "$MYSQL2_RUBY" tests/mysql2/findings.rb "$fn" any)
+        [ "${F[2]:-none}" != none ] && pair="${F[2]} $fn" && break
+    done
+    [ -n "$pair" ] || "$RACE" report "$d/run-$run"/race.*.trace 2>&1 | sed -n '/^==race==/,/^SUMMARY/p' | head -40 | sed 's/^/# report: /'
+done
+check "mysql2: race hunt confirms a finding between mysql_close and mysql_ping/mysql_store_result ($pair, hunt $hunt)" test -n "$pair"
+check "mysql2: it printed the race run line that reproduces it" grep -q "^  race run .* -- $MYSQL2_RUBY tests/mysql2/close_race.rb ping 20$" "$d.out"
+
 finish
