@@ -311,6 +311,14 @@ static void add_match(struct race_explain *x, const struct race_freeix *ix, cons
         m->prev_stack = p->stack;
         m->prev_entry = p->entry;
     }
+    /* A register that still holds a block its own thread freed is what free(p) leaves
+     * behind, not evidence: only the access itself (operand, fault address, its base and
+     * index), or a block another thread or Ractor freed, explains a crash. */
+    const struct race_crash *c = &x->cr->c;
+    bool own = f->tid == c->tid && f->ractor == c->ractor;
+    bool prev_other = m->prev_ts && (m->prev_tid != c->tid || m->prev_ractor != c->ractor);
+    if (via == RACE_VIA_REG && own && !prev_other)
+        x->nm--;
 }
 
 static void try_addr(struct race_explain *x, const struct race_freeix *ix, unsigned via, int reg,
