@@ -119,8 +119,9 @@ static bool outer_func(const char *f)
     return false;
 }
 
-/* A site is looked for this close to the crash: an allocation matches a site only on
- * its first frames (RACE_GUARD_SITES), so a frame far down the stack is no site. */
+/* A site is looked for this close to the crash (frames of the C library and the recorder
+ * not counted): an allocation matches a site only on its first frames
+ * (RACE_GUARD_SITES), so a frame far down the stack is no site. */
 #define SITE_FRAMES 10
 
 /* The first symbolized frame outside the C library and the recorder; "" if none. */
@@ -167,7 +168,8 @@ static void near_free(struct race_trace *t, const struct race_rec *r, uint64_t o
 }
 
 /* A site from the crash stack alone (no free to compare with): the first named function
- * outside the module the crash happened in and outside the C library, where that code
+ * outside the module the crash happened in (the first outside the C library and the
+ * recorder: an abort's frames are theirs) and outside the C library, where that code
  * was entered from (a C extension's library called inside rb_nogvl: rb_nogvl). */
 static void entry_site(struct race_trace *t, struct race_sym *sym, const struct race_crash *c,
                        char *out, size_t cap)
@@ -177,15 +179,19 @@ static void entry_site(struct race_trace *t, struct race_sym *sym, const struct 
     out[0] = 0;
     if (!c->stack || trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK || !a.nframes)
         return;
-    struct race_frame f0;
-    sym_frame(sym, a.pc[0], c->ts, true, &f0);
-    char mod0[128];
-    snprintf(mod0, sizeof mod0, "%s", f0.module ? f0.module : "");
+    char mod0[128] = "";
     bool left = false;
-    for (uint32_t i = 1; i < a.nframes && i < SITE_FRAMES; i++) {
+    for (uint32_t i = 0, counted = 0; i < a.nframes && counted < SITE_FRAMES; i++) {
         struct race_frame fr;
-        sym_frame(sym, a.pc[i], c->ts, false, &fr);
-        if (libc_module(fr.module) || (fr.module && strcmp(fr.module, mod0) == 0 && !left))
+        sym_frame(sym, a.pc[i], c->ts, i == 0, &fr);
+        if (libc_module(fr.module))
+            continue;
+        counted++;
+        if (!mod0[0]) {
+            snprintf(mod0, sizeof mod0, "%s", fr.module ? fr.module : "?");
+            continue;
+        }
+        if (!left && fr.module && strcmp(fr.module, mod0) == 0)
             continue;
         left = true;
         if (!fr.func || outer_func(fr.func))
@@ -213,10 +219,13 @@ static void common_site(struct race_trace *t, struct race_sym *sym, const struct
     if (!n.stack || trace_stack(t, c->stack, &a, &why) != RACE_STACK_OK ||
         trace_stack(t, n.stack, &b, &why) != RACE_STACK_OK)
         return;
-    for (uint32_t i = 0; i < a.nframes && i < SITE_FRAMES; i++) {
+    for (uint32_t i = 0, counted = 0; i < a.nframes && counted < SITE_FRAMES; i++) {
         struct race_frame fa;
         sym_frame(sym, a.pc[i], c->ts, i == 0, &fa);
-        if (!fa.func || libc_module(fa.module) || outer_func(fa.func))
+        if (libc_module(fa.module))
+            continue; /* an abort's frames do not count */
+        counted++;
+        if (!fa.func || outer_func(fa.func))
             continue;
         char fname[128];
         snprintf(fname, sizeof fname, "%s", fa.func);
