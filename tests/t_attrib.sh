@@ -62,6 +62,13 @@ check "uaf: the free stack names first_free" grep -A3 "^freed by thread" "$T/uaf
 check "uaf: the crash stack names use_block" grep -q "#0 0x[0-9a-f]* in use_block " "$T/uaf/report"
 check "uaf: the summary names use_block" grep -q "^SUMMARY: race: crash-after-free in use_block" "$T/uaf/report"
 
+# race run: a crash-after-free is a finding (66); a crash nothing explains keeps the
+# command's own status (139)
+"$RACE" run --dir "$T/run-uaf" --guard-sample=0 -- "$BIN/crash_attrib" uaf > /dev/null 2>&1
+eq "race run: exits 66 for a crash-after-free" "$?" 66
+"$RACE" run --dir "$T/run-wild" --guard-sample=0 -- "$BIN/crash_attrib" wild > /dev/null 2>&1
+eq "race run: keeps the command's status (139) for a crash nothing explains" "$?" 139
+
 # (b) glibc's abort on a double free of an unguarded block
 crash double double
 eq "double: glibc aborts" "$rc" 134
