@@ -28,7 +28,7 @@ static void collect(struct race_trace *t, const struct race_rec *r, uint64_t off
 
 /* ts orders events across threads (the clock is monotonic in ts); seq breaks ties
  * within a thread, tid between threads, so the output is deterministic. */
-static int by_time(const void *a, const void *b)
+int dump_by_time(const void *a, const void *b)
 {
     const struct race_rec *x = a, *y = b;
     if (x->ts != y->ts)
@@ -242,7 +242,7 @@ static void dump_one(struct race_trace *t, bool json, bool stacks)
     struct evs e = {0};
     trace_scan(t, collect, &e);
     if (e.n)
-        qsort(e.v, e.n, sizeof *e.v, by_time);
+        qsort(e.v, e.n, sizeof *e.v, dump_by_time);
     struct race_sym *sym = stacks ? sym_open(t) : NULL;
     int width = entry_width(t);
     if (!json) {

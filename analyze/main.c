@@ -21,7 +21,8 @@ static const char general_help[] =
     "  dump [--json] [--stacks] TRACE...  every event, one per line, in time order\n"
     "  report [--json] TRACE...           the findings (use after free, overflow, double\n"
     "                                     free...) shaped like ASan's reports, then a\n"
-    "                                     summary of each trace\n"
+    "                                     summary of each trace; --last MS: also every\n"
+    "                                     event of the MS ms before the crash\n"
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
@@ -58,7 +59,8 @@ static const struct command commands[] = {
      "Ractor-id state, options in force, whether it exited cleanly); events by kind,\n"
      "entry point, Ractor id and thread id; valid, torn and corrupt record counts;\n"
      "records overwritten and events dropped; the time span of the surviving records;\n"
-     "stack ids referenced, unique stacks in the depot, stacks not stored; each\n"
+     "stack ids referenced, unique stacks in the depot, stacks not stored; crash\n"
+     "records (the process's crashes, signals raised while one was handled); each\n"
      "watched function: its probes by kind and role, their hits, its events still in\n"
      "the ring, and why a probe was refused.\n"
      "\n"
@@ -74,6 +76,9 @@ static const struct command commands[] = {
      "A watched function's events (enter, exit, hit) show its name and the probe's\n"
      "role instead of an entry point; address is the probe's, size and aux the first\n"
      "two arguments (enter), the return value (exit) or the value checked (hit).\n"
+     "Crash records (a fatal signal the shim saw before the program's handler) take\n"
+     "their place in time as kind \"crash\": signal/si_code, fault address, pc (JSON:\n"
+     "every register too), and which crash a later signal was raised while handling.\n"
      "\n"
      "  --json      JSON Lines: one object per event\n"
      "  --stacks    the free stack under each event, symbolized offline from the\n"
@@ -97,6 +102,13 @@ static const struct command commands[] = {
      "\n"
      "  --json      one JSON document: {\"findings\": [...], \"crashes\": [...],\n"
      "              \"nfindings\": N, \"traces\": [...]}\n"
+     "  --last MS   for each trace, also every event of every thread and Ractor\n"
+     "              (frees, guarded allocations, watched functions' events) and\n"
+     "              finding in the last MS milliseconds (e.g. 5, 0.5) before the\n"
+     "              process's crash (its first crash record), or before its last\n"
+     "              event when it did not crash: in time order, each with its\n"
+     "              thread/Ractor lane, ending with the crash and its stack (text\n"
+     "              only; race dump --json has every event and crash record)\n"
      "  -h, --help  show this help and exit\n"
      "\n"
      "Exit status: 0 no findings, 1 findings, 2 a trace is unreadable, corrupt or\n"
@@ -175,6 +187,14 @@ static int run(const struct command *c, int argc, char **argv)
             json = true;
         } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
             stacks = true;
+        } else if (options && strcmp(c->name, "report") == 0 && strncmp(a, "--last", 6) == 0 &&
+                   (a[6] == 0 || a[6] == '=')) {
+            const char *v = a[6] ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v || !last_parse(v, &report_last_ms)) {
+                free(files);
+                return usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'",
+                                   v ? v : "");
+            }
         } else if (options && a[0] == '-' && a[1]) {
             free(files);
             return usage_error(who, "unknown option '%s'", a);
@@ -185,6 +205,8 @@ static int run(const struct command *c, int argc, char **argv)
     int status;
     if (nfiles == 0)
         status = usage_error(who, "no trace file given");
+    else if (json && report_last_ms > 0)
+        status = usage_error(who, "--last prints text; race dump --json has every event and crash record");
     else if (strcmp(c->name, "stats") == 0)
         status = cmd_stats(files, nfiles, json);
     else if (strcmp(c->name, "dump") == 0)

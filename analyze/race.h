@@ -257,6 +257,12 @@ int cmd_stats(char **paths, int npaths, bool json);
 
 /* ---- dump.c: `race dump` ---- */
 int cmd_dump(char **paths, int npaths, bool json, bool stacks);
+int dump_by_time(const void *a, const void *b); /* qsort order of race_rec: ts, tid, seq */
+
+/* ---- last.c: `race report --last MS`, the events before the crash ---- */
+extern double report_last_ms;          /* 0: not asked */
+void last_text(struct race_trace *t, struct race_sym *sym); /* sym may be NULL */
+bool last_parse(const char *s, double *ms);
 
 /* ---- report.c: `race report` ---- */
 int cmd_report(char **paths, int npaths, bool json, size_t *nfindings);

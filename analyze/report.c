@@ -894,6 +894,10 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
                 if (m[k].count > 1)
                     printf("(this finding, with the same use and free stacks, was seen %zu times)\n", m[k].count);
             }
+            if (report_last_ms > 0) { /* --last MS: last.c */
+                block();
+                last_text(t[i], sym[i]);
+            }
             /* Many processes (a test suite under race run): a summary only for those
              * with something to say, then one line for the rest. */
             if (npaths <= BRIEF_OVER || t[i]->nfind || t[i]->problems || t[i]->n_torn) {

@@ -4,7 +4,10 @@
  * load past the end of a mapped empty file), ill (ud2), fpe (integer division by
  * zero), abort, double-free (glibc's check aborts), handler-abort (its own SIGSEGV
  * handler prints and aborts, as Ruby's does), longjmp (its handler recovers with
- * siglongjmp twice, then it exits 0), thread (a wild load on a second thread).
+ * siglongjmp twice, then it exits 0), thread (a wild load on a second thread),
+ * double-free-big (glibc aborts from inside free with the arena lock held: the crash
+ * record must not need malloc), smashed (a fault with a wild stack pointer: the unwind
+ * from the signal context faults too, and the record is still written).
  * Before a fault it prints "wild 0x..." (the address) so the test can check si_addr. */
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +24,7 @@
 #define NONCANON ((uintptr_t)0xfdfdfdfdfdfdfdfdull) /* the quarantine's poison: a #GP, no si_addr */
 
 static sigjmp_buf jb;
+static void *volatile sink;
 
 static void say(const char *s)
 {
@@ -46,6 +50,13 @@ __attribute__((noinline)) static uint64_t load(uintptr_t a)
     return *(volatile uint64_t *)a;
 }
 
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pause();
+    return NULL;
+}
+
 static void *wild_thread(void *arg)
 {
     (void)arg;
@@ -57,8 +68,10 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "segv";
     setvbuf(stdout, NULL, _IONBF, 0);
     /* some frees first, so the trace has events before the crash */
-    for (int i = 0; i < 1000; i++)
-        free(malloc(32 + (size_t)(i % 64)));
+    for (int i = 0; i < 1000; i++) {
+        sink = malloc(32 + (size_t)(i % 64)); /* through a volatile: kept as a real pair */
+        free(sink);
+    }
     printf("wild 0x%lx\n", (unsigned long)WILD);
     if (strcmp(mode, "segv") == 0) {
         return (int)load(WILD);
@@ -89,6 +102,24 @@ int main(int argc, char **argv)
         printf("block %p\n", p);
         free(p);
         free(*(void *volatile *)&p);
+    } else if (strcmp(mode, "double-free-big") == 0) {
+        /* A second thread makes glibc lock the arena; a block too big for the tcache and
+         * the fastbins is checked inside _int_free, under that lock. */
+        pthread_t t;
+        pthread_create(&t, NULL, idle_thread, NULL);
+        void *guard = malloc(64);
+        void *p = malloc(4000);
+        sink = malloc(64); /* keeps p from merging with the top chunk */
+        printf("block %p\n", p);
+        free(p);
+        free(*(void *volatile *)&p);
+        free(guard);
+    } else if (strcmp(mode, "smashed") == 0) {
+        /* mapped but unreadable: an unwinder that checks whether memory is mapped
+         * (libunwind does) still faults reading the frame there */
+        char *none = mmap(NULL, 1 << 16, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("stack %p\n", (void *)(none + (1 << 15)));
+        __asm__ volatile("mov %0, %%rsp\n\tmov (%%rsp), %%rax" ::"r"(none + (1 << 15)) : "rax", "memory");
     } else if (strcmp(mode, "handler-abort") == 0) {
         signal(SIGSEGV, on_segv_abort);
         return (int)load(WILD);
@@ -99,8 +130,10 @@ int main(int argc, char **argv)
                 load(WILD);
             else
                 printf("recovered %d\n", i);
-        for (int i = 0; i < 1000; i++)
-            free(malloc(16));
+        for (int i = 0; i < 1000; i++) {
+            sink = malloc(16);
+            free(sink);
+        }
         printf("done\n");
         return 0;
     } else if (strcmp(mode, "thread") == 0) {
