@@ -567,7 +567,7 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
         printf("==race== ERROR: crash-after-free: %s on address 0x%llx at pc 0x%llx\n",
                race_sig_name(c->sig), (unsigned long long)c->addr, (unsigned long long)c->pc);
     else
-        printf("==race== CRASH: %s on address 0x%llx at pc 0x%llx\n", race_sig_name(c->sig),
+        printf("==race== crash, no recorded free explains it: %s on address 0x%llx at pc 0x%llx\n", race_sig_name(c->sig),
                (unsigned long long)c->addr, (unsigned long long)c->pc);
     printf("%s (%s) in ", race_sig_name(c->sig), crash_code_name(c->sig, c->code));
     who(c->tid, c->ractor, false);
