@@ -127,10 +127,11 @@ check "ruby: Ruby's abort is linked, not a crash of its own" grep -q "^then SIGA
 # already freed (glibc's mangled tcache link, no address of any block): no recorded free
 # contains it, so it is shown as a crash no free explains, never put on a wrong free.
 # Attribution is checked on 9 explained crashes: processes run until 9 were explained
-# (at most 60). In the runs so far 1 explained crash of 46 named another thread's free
-# (not investigated yet: see the report); the test asks that most of the 9 name the
-# closing thread's free: with p = 1/46, failing needs >= 5 of 9 wrong: C(9,5) p^5 <
-# 3e-7. And at least one explained crash: none in 60 processes, with the lowest rate
+# (at most 60). A double free where both threads freed the block at once counts when
+# the free glibc aborted in is the closing thread's (its stack is then the crash's). In
+# the runs so far every explained crash counted so; allowing 1 in 46 not to (the one
+# seen before that rule), the test asks that most of the 9 do: failing needs >= 5 of 9
+# wrong: C(9,5) (1/46)^5 < 3e-7. And at least one explained crash: none in 60 processes, with the lowest rate
 # seen in a batch (7 of 20), (1 - 0.35)^60 < 1e-11; fewer than 9 explained just
 # checks the majority of those.
 source tests/mysql2/server.sh

@@ -4,7 +4,9 @@
 #   explained N        of them, explained by a recorded free (crash-after-free)
 #   closer_free N      explained by a block the closing thread CLOSER freed (argument):
 #                      the matched free, or the free of the same address just before it
-#                      (the block freed twice: by the closer, then by the crashing thread)
+#                      (the block freed twice: by the closer, then by the crashing thread),
+#                      or a double free whose second free (the one glibc aborted in) is
+#                      the closer's (both threads freed it at once)
 #   closer_prev N      ... of them, through that earlier free
 #   close_stack N      ... whose free stack was recorded and contains mysql_close
 #   no_stack N         ... whose free was recorded without a stack
@@ -30,6 +32,7 @@ crashes.each do |c|
   count["size #{m.dig('block', 'size')}"] += 1
   side = if m.dig("free", "tid") == closer then m["free"]
          elsif m.dig("previous_free", "tid") == closer then m["previous_free"]
+         elsif m["via"] == "double-free" && c["tid"] == closer then {"stack" => c["stack"]}
          end
   next unless side
   count["closer_free"] += 1
