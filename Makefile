@@ -14,7 +14,7 @@ SHIM_HDR := $(wildcard shim/*.h shim/probe/*.h) common/race_trace.h common/optio
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
 ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h common/options.def
-ANA_LIBS := -ldw -lelf -lm
+ANA_LIBS := -ldw -lelf -lZydis -lm
 
 all: shim/librace.so analyze/race
 

@@ -27,6 +27,10 @@ static const char general_help[] =
     "  run [OPTION]... -- COMMAND [ARG]... run COMMAND under librace.so (every\n"
     "                                     process it starts), then report on all\n"
     "                                     its traces; see race run --help\n"
+    "  hunt [OPTION]... -- COMMAND [ARG]... run COMMAND under race run again and\n"
+    "                                     again, guarding what each crash points\n"
+    "                                     at, until a finding is confirmed; see\n"
+    "                                     race hunt --help\n"
     "  help [COMMAND]                     this text, or one command's\n"
     "\n"
     "Options:\n"
@@ -92,9 +96,14 @@ static const struct command commands[] = {
      "where in the block; who freed it, how, when and where; who allocated it. Stacks\n"
      "are symbolized offline from each trace's module map. Then a summary of each\n"
      "trace, and the number of findings.\n"
+     "A process that crashed (a fatal signal the recorder saw) is explained from its\n"
+     "recorded frees: the block the faulting operand, the fault address or a register\n"
+     "points into, who freed it, when (docs/crash.md). Such a crash-after-free counts as\n"
+     "a finding, shown after the others; a crash no recorded free explains is shown and\n"
+     "does not count.\n"
      "\n"
-     "  --json      one JSON document: {\"findings\": [...], \"nfindings\": N,\n"
-     "              \"traces\": [...]}\n"
+     "  --json      one JSON document: {\"findings\": [...], \"crashes\": [...],\n"
+     "              \"nfindings\": N, \"traces\": [...]}\n"
      "  --sarif[=FILE]  SARIF 2.1.0 for code scanning, one result per group of\n"
      "              findings; without FILE on stdout instead of the report (FILE may\n"
      "              also follow as the next argument if it ends in .sarif or .json)\n"
@@ -158,9 +167,9 @@ static int help(int argc, char **argv)
     }
     if (argc > 1)
         return usage_error("race help", "too many arguments");
-    if (strcmp(argv[0], "run") == 0) {
+    if (strcmp(argv[0], "run") == 0 || strcmp(argv[0], "hunt") == 0) {
         char *h[] = {(char *)"--help", NULL};
-        return cmd_run(1, h);
+        return argv[0][0] == 'r' ? cmd_run(1, h) : cmd_hunt(1, h);
     }
     const struct command *c = find_command(argv[0]);
     if (!c)
@@ -299,6 +308,8 @@ int main(int argc, char **argv)
         return help(argc - 2, argv + 2);
     if (strcmp(a, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(a, "hunt") == 0)
+        return cmd_hunt(argc - 2, argv + 2);
     if (a[0] == '-')
         return usage_error("race", "unknown option '%s'", a);
     const struct command *c = find_command(a);

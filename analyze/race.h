@@ -209,6 +209,7 @@ struct race_sym *sym_open(struct race_trace *t);
 /* exact: pc is where a fault happened; otherwise a return address (the call is at pc-1). */
 void sym_frame(struct race_sym *s, uint64_t pc, uint64_t ts, bool exact, struct race_frame *out);
 void sym_close(struct race_sym *s);
+const char *sym_file(struct race_sym *s, uint64_t pc, uint64_t ts, uint64_t *bias);
 
 /* ---- stack.c: one depot stack, symbolized, as text lines or a JSON array ---- */
 void stack_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
@@ -299,7 +300,72 @@ int sarif_write(const struct report_outputs *o, struct race_trace **t, struct ra
 int html_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,
                int n, const struct race_member *m, size_t total);
 
+/* ---- crash.c: a crash record explained by the recorded frees (docs/crash.md) ---- */
+enum race_via {                   /* how a match was found, best first */
+    RACE_VIA_DOUBLE_FREE,         /* the crash is inside a free of a block already freed */
+    RACE_VIA_OPERAND,             /* the faulting instruction's memory operand's address */
+    RACE_VIA_FAULT,               /* si_addr */
+    RACE_VIA_BASE,                /* the operand's base register */
+    RACE_VIA_INDEX,               /* its index register */
+    RACE_VIA_REG,                 /* any other register */
+};
+enum race_reuse {
+    RACE_REUSE_UNKNOWN,           /* no event says whether the block was allocated again */
+    RACE_REUSE_BEFORE,            /* a guarded allocation or a moving realloc put a new block
+                                   * there before the crash */
+    RACE_REUSE_LATER_FREE,        /* freed again after the crash: allocated again, when unknown */
+};
+struct race_match {
+    uint8_t via;                  /* enum race_via */
+    int8_t reg;                   /* enum race_reg for BASE, INDEX, REG; -1 */
+    uint8_t reuse;                /* enum race_reuse */
+    uint8_t free_entry;
+    uint16_t free_flags;
+    uint64_t value;               /* the address that lies in the block */
+    uint64_t block, size;
+    uint64_t free_ts, free_seq;
+    uint32_t free_tid, free_ractor, free_stack;
+    uint64_t reuse_ts;
+    uint32_t reuse_tid;
+    /* The free of the same address before this one, if any: the block was freed twice,
+     * or allocated again in between (allocations are not recorded). prev_ts 0 = none. */
+    uint64_t prev_ts;
+    uint32_t prev_tid, prev_ractor, prev_stack;
+    uint8_t prev_entry;
+};
+#define RACE_MAX_MATCH 6
+struct race_explain {
+    const struct race_crashrec *cr;
+    bool decoded, has_mem, has_ea, write;
+    char insn[96];                /* AT&T text of the faulting instruction */
+    char why_undecoded[96];
+    uint32_t mem_size;
+    int base, index;              /* enum race_reg of the operand's registers, -1 none */
+    uint64_t ea;
+    uint32_t poison;              /* registers holding the quarantine's poison, 1 << race_reg */
+    bool ea_poison, addr_poison;  /* the operand's base / the fault address came from poison */
+    bool in_free;                 /* the crash is inside this thread's free of in_free_addr */
+    uint64_t in_free_addr, in_free_ts;
+    uint32_t in_free_stack;
+    uint8_t in_free_entry;
+    struct race_match m[RACE_MAX_MATCH]; /* ranked */
+    size_t nm;
+};
+struct race_freeix;
+struct race_freeix *freeix_build(struct race_trace *t);
+void freeix_free(struct race_freeix *ix);
+void crash_explain(struct race_trace *t, struct race_sym *sym, const struct race_freeix *ix,
+                   const struct race_crashrec *cr, struct race_explain *x);
+/* Every crash of the trace (first == 0), explained; free() the array. */
+size_t crash_explain_all(struct race_trace *t, struct race_sym *sym, struct race_explain **out);
+const char *crash_via_name(unsigned via);
+const char *crash_code_name(unsigned sig, int code);
+
 /* ---- run.c: race run, the program under librace.so, then the report ---- */
 int cmd_run(int argc, char **argv);
+char **list_traces(const char *dir, int *n); /* race.*.trace in dir, sorted; free each and the array */
+
+/* ---- hunt.c: race hunt, race run again and again, aimed by the evidence ---- */
+int cmd_hunt(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
  * included). Text or JSON.
  * Must never: exit 0 when there are findings (1) or an input could not be read (2, which
  * wins: the findings may then be incomplete), or hide a finding behind the summary. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,7 +329,7 @@ static void key_add(struct key *k, const char *s, size_t n)
 }
 
 static void key_stack(struct key *k, struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts,
-                      uint64_t fault_pc)
+                      uint64_t fault_pc, uint32_t max)
 {
     struct race_stack st;
     const char *why;
@@ -337,7 +338,7 @@ static void key_stack(struct key *k, struct race_trace *t, struct race_sym *sym,
         key_add(k, "-|", 2);
         return;
     }
-    for (uint32_t i = 0; i < st.nframes; i++) {
+    for (uint32_t i = 0; i < st.nframes && i < max; i++) {
         struct race_frame fr;
         sym_frame(sym, st.pc[i], ts, i == 0 && fault_pc && (fault_pc == RACE_PC_EXACT || st.pc[0] == fault_pc), &fr);
         if (fr.func)
@@ -384,8 +385,8 @@ struct race_member *group_findings(struct race_trace **t, struct race_sym **sym,
             char head[32];
             snprintf(head, sizeof head, "%u|", f->type);
             key_add(&key, head, strlen(head));
-            key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc);
-            key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, free_pc_exact(f));
+            key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc, UINT32_MAX);
+            key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, free_pc_exact(f), UINT32_MAX);
             m[k++] = (struct race_member){.trace = i, .index = j, .key = key.s};
         }
     qsort(m, total, sizeof *m, by_key);
@@ -430,6 +431,419 @@ void report_set_outputs(const struct report_outputs *o)
     outputs = *o;
 }
 
+/* ==== Crashes: crash-after-free, and crashes no recorded free explains ==================
+ * crash.c finds the frees; these functions show them. A crash explained by a free is a
+ * finding of its own kind, ranked below the confirmed ones (shown after them); one that
+ * nothing explains is shown too, and does not count. */
+
+struct crashes {
+    struct race_explain **x;   /* per trace */
+    size_t *nx;
+    struct race_member *m;     /* every crash, grouped; index = into x[trace] */
+    size_t total, explained, groups, explained_groups;
+};
+
+/* Registers worth showing: the operand's, the matched ones, the poisoned ones. */
+static void text_registers(const struct race_explain *x)
+{
+    const struct race_crash *c = &x->cr->c;
+    if (!c->has_regs)
+        return;
+    uint32_t show = x->poison;
+    if (x->base >= 0)
+        show |= 1u << x->base;
+    if (x->index >= 0)
+        show |= 1u << x->index;
+    for (size_t i = 0; i < x->nm; i++)
+        if (x->m[i].reg >= 0)
+            show |= 1u << x->m[i].reg;
+    if (!show)
+        return;
+    printf("registers:");
+    for (int r = 0; r < RACE_REG_COUNT; r++)
+        if (show & (1u << r))
+            printf(" %s=0x%llx", race_reg_name((unsigned)r), (unsigned long long)c->regs[r]);
+    putchar('\n');
+    if (x->poison)
+        printf("a register holding 0xfdfd... was read from freed memory the quarantine poisoned\n");
+}
+
+static void text_insn(const struct race_explain *x)
+{
+    const struct race_crash *c = &x->cr->c;
+    if (!x->decoded) {
+        if (c->sig == SIGSEGV || c->sig == SIGBUS)
+            printf("faulting instruction: not decoded (%s)\n", x->why_undecoded);
+        return;
+    }
+    printf("faulting instruction: ");
+    text_str(stdout, x->insn, strlen(x->insn));
+    if (x->has_ea) {
+        printf(" (%s of size %u at 0x%llx", x->write ? "WRITE" : "READ", x->mem_size,
+               (unsigned long long)x->ea);
+        if (x->ea_poison)
+            printf("; its base register was read from poisoned, freed memory");
+        putchar(')');
+    }
+    putchar('\n');
+}
+
+static void text_where(uint64_t a, uint64_t b, uint64_t size)
+{
+    printf("0x%llx is located %llu bytes inside of %llu-byte region [0x%llx,0x%llx)",
+           (unsigned long long)a, (unsigned long long)(a - b), (unsigned long long)size,
+           (unsigned long long)b, (unsigned long long)(b + size));
+}
+
+static void text_match_source(const struct race_match *m)
+{
+    if (m->via == RACE_VIA_REG)
+        printf("register %s", race_reg_name((unsigned)m->reg));
+    else if (m->reg >= 0)
+        printf("%s (%s)", race_reg_name((unsigned)m->reg), crash_via_name(m->via));
+    else
+        printf("%s", crash_via_name(m->via));
+}
+
+/* What the trace proves about the block after its free, in words. */
+static void text_reuse(const struct race_trace *t, const struct race_match *m, bool guarded)
+{
+    if (m->reuse == RACE_REUSE_BEFORE)
+        printf("the block WAS allocated again before the crash (at %.3f ms, by thread %u): the "
+               "crash may concern the new block\n", ms_of(t, m->reuse_ts), m->reuse_tid);
+    else if (m->reuse == RACE_REUSE_LATER_FREE)
+        printf("the block was allocated again at some point (freed again at %.3f ms, after the "
+               "crash); whether before the crash is not known\n", ms_of(t, m->reuse_ts));
+    else if (guarded)
+        printf("the block was a guarded slot, inaccessible since its free: not reallocated\n");
+    else
+        printf("the block may have been reallocated since (the recorder records frees, not "
+               "allocations; no event at its address says so)\n");
+}
+
+/* The free of the same address before the matched one: two frees, by two threads
+ * perhaps, of one block, unless it was allocated again in between. */
+static void text_prev_free(struct race_trace *t, struct race_sym *sym, const struct race_match *m)
+{
+    printf("\nbefore that, 0x%llx was freed by ", (unsigned long long)m->block);
+    who(m->prev_tid, m->prev_ractor, m->prev_ractor != 0);
+    printf(" via %s at %.3f ms (%.3f ms earlier): freed twice, unless it was allocated again in "
+           "between (allocations are not recorded):\n", race_entry_name(m->prev_entry),
+           ms_of(t, m->prev_ts), ms_of(t, m->free_ts) - ms_of(t, m->prev_ts));
+    if (m->prev_stack)
+        stack_text(t, sym, m->prev_stack, m->prev_ts, 0, INDENT);
+    else
+        printf(INDENT "(no stack was recorded for this free)\n");
+}
+
+static void text_free_of(struct race_trace *t, struct race_sym *sym, const struct race_match *m,
+                         uint64_t crash_ts)
+{
+    printf("freed by ");
+    who(m->free_tid, m->free_ractor, m->free_ractor != 0);
+    printf(" via %s at %.3f ms (%.3f ms before the crash):\n", race_entry_name(m->free_entry),
+           ms_of(t, m->free_ts), ms_of(t, crash_ts) - ms_of(t, m->free_ts));
+    if (m->free_stack)
+        stack_text(t, sym, m->free_stack, m->free_ts, 0, INDENT);
+    else
+        printf(INDENT "(no stack was recorded for this free: RACE_STACK_SAMPLE=1 records every one)\n");
+}
+
+static void crash_where(struct race_trace *t, struct race_sym *sym, const struct race_crash *c,
+                        struct race_frame *fr)
+{
+    struct race_stack st;
+    const char *why;
+    sym_frame(sym, c->pc, c->ts, true, fr);
+    if (!c->stack || trace_stack(t, c->stack, &st, &why) != RACE_STACK_OK)
+        return;
+    /* An abort is raised deep in the C library: the program's frame that called it is the
+     * place (glibc's malloc checks, Ruby's rb_bug). */
+    for (uint32_t i = 0; i < st.nframes; i++) {
+        sym_frame(sym, st.pc[i], c->ts, i == 0, fr);
+        if (c->sig != SIGABRT || !fr->module || strncmp(fr->module, "libc.so", 7) != 0)
+            return;
+    }
+}
+
+static void text_crash(struct race_trace *t, struct race_sym *sym, const struct race_explain *x)
+{
+    const struct race_crash *c = &x->cr->c;
+    bool explained = x->nm > 0;
+    if (explained)
+        printf("==race== ERROR: crash-after-free: %s on address 0x%llx at pc 0x%llx\n",
+               race_sig_name(c->sig), (unsigned long long)c->addr, (unsigned long long)c->pc);
+    else
+        printf("==race== crash, no recorded free explains it: %s on address 0x%llx at pc 0x%llx\n", race_sig_name(c->sig),
+               (unsigned long long)c->addr, (unsigned long long)c->pc);
+    printf("%s (%s) in ", race_sig_name(c->sig), crash_code_name(c->sig, c->code));
+    who(c->tid, c->ractor, false);
+    printf(" at %.3f ms:\n", ms_of(t, c->ts));
+    stack_text(t, sym, c->stack, c->ts, c->pc, INDENT);
+    text_insn(x);
+    text_registers(x);
+    if (x->addr_poison)
+        printf("the fault address is the quarantine's poison: a pointer read from freed memory\n");
+    if (x->in_free) {
+        printf("the crash is inside the %s of 0x%llx that this thread began at %.3f ms\n",
+               race_entry_name(x->in_free_entry), (unsigned long long)x->in_free_addr,
+               ms_of(t, x->in_free_ts));
+    }
+    if (!explained) {
+        printf("\nno recorded free explains it (checked: %s%s%severy register)\n",
+               x->has_ea ? "the operand's address, " : "",
+               (c->sig == SIGSEGV || c->sig == SIGBUS) ? "the fault address, " : "",
+               x->in_free ? "the block being freed, " : "");
+    }
+    for (size_t i = 0; i < x->nm; i++) {
+        const struct race_match *m = &x->m[i];
+        if (i == 1)
+            printf("\nother matches, less likely:\n");
+        if (i == 0) {
+            putchar('\n');
+            if (m->via == RACE_VIA_DOUBLE_FREE)
+                printf("0x%llx was freed before: this is a double free of a %llu-byte block\n",
+                       (unsigned long long)m->value, (unsigned long long)m->size);
+            else {
+                if (m->via == RACE_VIA_REG)
+                    printf("the faulting access itself lies in no recorded freed block; a register "
+                           "points into one (weaker evidence):\n");
+                text_match_source(m);
+                printf(": ");
+                text_where(m->value, m->block, m->size);
+                putchar('\n');
+            }
+            text_free_of(t, sym, m, c->ts);
+            text_reuse(t, m, (m->free_flags & RACE_RF_GUARDED) != 0);
+            if (m->prev_ts && m->via != RACE_VIA_DOUBLE_FREE)
+                text_prev_free(t, sym, m);
+            if (x->in_free && m->via == RACE_VIA_DOUBLE_FREE) {
+                printf("\nfreed again by ");
+                who(c->tid, c->ractor, c->ractor != 0);
+                printf(" via %s at %.3f ms:\n", race_entry_name(x->in_free_entry), ms_of(t, x->in_free_ts));
+                stack_text(t, sym, x->in_free_stack, x->in_free_ts, 0, INDENT);
+            }
+            continue;
+        }
+        printf(INDENT);
+        text_match_source(m);
+        printf(": ");
+        text_where(m->value, m->block, m->size);
+        printf(", freed by ");
+        who(m->free_tid, m->free_ractor, false);
+        printf(" via %s %.3f ms before%s\n", race_entry_name(m->free_entry),
+               ms_of(t, c->ts) - ms_of(t, m->free_ts),
+               m->reuse == RACE_REUSE_BEFORE ? " (reallocated since)" : "");
+    }
+    for (size_t i = 0; i < t->ncrash; i++) {
+        const struct race_crash *l = &t->crash[i].c;
+        if (l->first != x->cr->index + 1)
+            continue;
+        printf("then %s (%s) in ", race_sig_name(l->sig), crash_code_name(l->sig, l->code));
+        who(l->tid, l->ractor, false);
+        printf(" at %.3f ms, while the program handled it\n", ms_of(t, l->ts));
+    }
+    struct race_frame fr;
+    crash_where(t, sym, c, &fr);
+    printf("\nSUMMARY: race: %s", explained ? "crash-after-free" : "crash, no recorded free explains it");
+    if (fr.func) {
+        printf(" in ");
+        text_str(stdout, fr.func, strlen(fr.func));
+    } else if (fr.module) {
+        printf(" in %s+0x%llx", fr.module, (unsigned long long)fr.modoff);
+    }
+    putchar('\n');
+}
+
+static void json_match(struct race_trace *t, struct race_sym *sym, const struct race_match *m)
+{
+    static const char *const via[] = {"double-free", "operand", "fault-address", "base-register",
+                                      "index-register", "register"};
+    static const char *const reuse[] = {"unknown", "reallocated-before-crash", "reallocated-some-time"};
+    printf("{\"via\":\"%s\",\"register\":", via[m->via]);
+    if (m->reg >= 0)
+        printf("\"%s\"", race_reg_name((unsigned)m->reg));
+    else
+        printf("null");
+    printf(",\"value\":");
+    json_hex(stdout, m->value);
+    printf(",\"block\":{\"addr\":");
+    json_hex(stdout, m->block);
+    printf(",\"size\":%llu},\"offset\":%llu,\"guarded\":%s,\"reuse\":\"%s\"", (unsigned long long)m->size,
+           (unsigned long long)(m->value - m->block), (m->free_flags & RACE_RF_GUARDED) ? "true" : "false",
+           reuse[m->reuse]);
+    json_who(t, sym, "free", m->free_ts, m->free_tid, m->free_ractor, m->free_stack, m->free_entry);
+    if (m->prev_ts)
+        json_who(t, sym, "previous_free", m->prev_ts, m->prev_tid, m->prev_ractor, m->prev_stack,
+                 m->prev_entry);
+    else
+        printf(",\"previous_free\":null");
+    putchar('}');
+}
+
+static void json_crash(struct race_trace *t, struct race_sym *sym, const struct race_explain *x)
+{
+    const struct race_crash *c = &x->cr->c;
+    printf("{\"trace\":");
+    json_cstr(stdout, t->path);
+    printf(",\"offset\":%llu,\"type\":\"%s\",\"signal\":\"%s\",\"code\":%d,\"addr\":",
+           (unsigned long long)x->cr->off, x->nm ? "crash-after-free" : "crash",
+           race_sig_name(c->sig), c->code);
+    json_hex(stdout, c->addr);
+    printf(",\"pc\":");
+    json_hex(stdout, c->pc);
+    printf(",\"time_ms\":%.6f,\"tid\":%u,\"ractor\":%u,\"stack_id\":%u,\"stack\":", ms_of(t, c->ts),
+           c->tid, c->ractor, c->stack);
+    const char *bad = stack_json(t, sym, c->stack, c->ts, c->pc);
+    if (bad) {
+        printf(",\"stack_error\":");
+        json_cstr(stdout, bad);
+    }
+    printf(",\"instruction\":");
+    json_cstr(stdout, x->decoded ? x->insn : NULL);
+    printf(",\"operand_addr\":");
+    if (x->has_ea)
+        json_hex(stdout, x->ea);
+    else
+        printf("null");
+    printf(",\"registers\":");
+    if (c->has_regs) {
+        putchar('{');
+        for (int r = 0; r < RACE_REG_COUNT; r++) {
+            printf("%s\"%s\":", r ? "," : "", race_reg_name((unsigned)r));
+            json_hex(stdout, c->regs[r]);
+        }
+        putchar('}');
+    } else {
+        printf("null");
+    }
+    printf(",\"poisoned_registers\":[");
+    for (int r = 0, k = 0; r < RACE_REG_COUNT; r++)
+        if (x->poison & (1u << r))
+            printf("%s\"%s\"", k++ ? "," : "", race_reg_name((unsigned)r));
+    printf("],\"in_free\":");
+    if (x->in_free) {
+        printf("{\"addr\":");
+        json_hex(stdout, x->in_free_addr);
+        printf(",\"time_ms\":%.6f}", ms_of(t, x->in_free_ts));
+    } else {
+        printf("null");
+    }
+    printf(",\"matches\":[");
+    for (size_t i = 0; i < x->nm; i++) {
+        printf(i ? "," : "");
+        json_match(t, sym, &x->m[i]);
+    }
+    printf("],\"then\":[");
+    for (size_t i = 0, k = 0; i < t->ncrash; i++) {
+        const struct race_crash *l = &t->crash[i].c;
+        if (l->first != x->cr->index + 1)
+            continue;
+        printf("%s{\"signal\":\"%s\",\"code\":%d,\"tid\":%u,\"time_ms\":%.6f}", k++ ? "," : "",
+               race_sig_name(l->sig), l->code, l->tid, ms_of(t, l->ts));
+    }
+    printf("]");
+    /* left open: the caller adds the group fields and closes it */
+}
+
+/* Crashes group across processes by the crashing function and the top frames of the
+ * best match's free stack (explained), or the crashing function and signal (not). */
+#define CRASH_KEY_FRAMES 3
+
+static void crashes_collect(struct race_trace **t, struct race_sym **sym, int n, struct crashes *cs)
+{
+    *cs = (struct crashes){.x = xcalloc((size_t)n, sizeof *cs->x), .nx = xcalloc((size_t)n, sizeof *cs->nx)};
+    for (int i = 0; i < n; i++) {
+        if (t[i]->ncrash)
+            progress("explaining crashes", i + 1, n);
+        cs->nx[i] = sym[i] ? crash_explain_all(t[i], sym[i], &cs->x[i]) : 0;
+        cs->total += cs->nx[i];
+    }
+    cs->m = xcalloc(cs->total ? cs->total : 1, sizeof *cs->m);
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < cs->nx[i]; j++) {
+            const struct race_explain *x = &cs->x[i][j];
+            const struct race_crash *c = &x->cr->c;
+            struct key key = {0};
+            char head[48];
+            snprintf(head, sizeof head, "%c|%u|", x->nm ? 'A' : 'U', x->nm ? 0u : c->sig);
+            key_add(&key, head, strlen(head));
+            struct race_frame fr;
+            crash_where(t[i], sym[i], c, &fr);
+            if (fr.func)
+                key_add(&key, fr.func, strlen(fr.func));
+            key_add(&key, "|", 1);
+            if (x->nm)
+                key_stack(&key, t[i], sym[i], x->m[0].free_stack, x->m[0].free_ts, 0, CRASH_KEY_FRAMES);
+            cs->explained += x->nm > 0;
+            cs->m[k++] = (struct race_member){.trace = i, .index = j, .key = key.s};
+        }
+    qsort(cs->m, cs->total, sizeof *cs->m, by_key);
+    for (size_t a = 0; a < cs->total;) {
+        size_t b = a;
+        while (b < cs->total && strcmp(cs->m[b].key, cs->m[a].key) == 0)
+            cs->m[b++].group = cs->groups;
+        cs->m[a].count = b - a;
+        cs->explained_groups += cs->m[a].key[0] == 'A';
+        cs->groups++;
+        a = b;
+    }
+    qsort(cs->m, cs->total, sizeof *cs->m, by_place);
+}
+
+static void crashes_free(struct crashes *cs, int n)
+{
+    for (size_t i = 0; i < cs->total; i++)
+        free(cs->m[i].key);
+    free(cs->m);
+    for (int i = 0; i < n; i++)
+        free(cs->x[i]);
+    free(cs->x);
+    free(cs->nx);
+}
+
+/* Explained groups first (they are findings), then the rest. */
+static void crashes_text(struct race_trace **t, struct race_sym **sym, const struct crashes *cs)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; k < cs->total; k++) {
+            const struct race_member *m = &cs->m[k];
+            if (!m->count || (m->key[0] == 'A') != (pass == 0))
+                continue;
+            block();
+            text_crash(t[m->trace], sym[m->trace], &cs->x[m->trace][m->index]);
+            if (m->count > 1)
+                printf("(this crash, in the same function%s, was seen %zu times)\n",
+                       m->key[0] == 'A' ? " with the same free stack" : "", m->count);
+        }
+}
+
+static void crashes_text_count(const struct crashes *cs)
+{
+    if (!cs->total)
+        return;
+    printf("%zu crash-after-free", cs->explained);
+    if (cs->explained_groups != cs->explained)
+        printf(" in %zu group%s", cs->explained_groups, cs->explained_groups == 1 ? "" : "s");
+    if (cs->total > cs->explained)
+        printf("; %zu crash%s no recorded free explains (not counted as findings)",
+               cs->total - cs->explained, cs->total - cs->explained == 1 ? "" : "es");
+    printf("\n");
+}
+
+static void crashes_json(struct race_trace **t, struct race_sym **sym, const struct crashes *cs)
+{
+    printf("\"crashes\":[");
+    for (size_t k = 0; k < cs->total; k++) {
+        const struct race_member *m = &cs->m[k];
+        printf(k ? ",\n" : "\n");
+        json_crash(t[m->trace], sym[m->trace], &cs->x[m->trace][m->index]);
+        printf(",\"group\":%zu,\"group_count\":%zu}", m->group, group_size(cs->m, cs->total, m->group));
+    }
+    printf("\n],\"ncrashes\":%zu,\"ncrash_after_free\":%zu,", cs->total, cs->explained);
+}
+
 int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
 {
     int status = RACE_EXIT_OK;
@@ -446,10 +860,12 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
     }
     struct race_sym **sym = xcalloc((size_t)npaths, sizeof *sym);
     for (int i = 0; i < npaths; i++) {
-        if (t[i]->nfind)
+        if (t[i]->nfind || t[i]->ncrash)
             progress("symbolizing trace", i + 1, npaths);
-        sym[i] = t[i]->nfind ? sym_open(t[i]) : NULL;
+        sym[i] = t[i]->nfind || t[i]->ncrash ? sym_open(t[i]) : NULL;
     }
+    struct crashes cs;
+    crashes_collect(t, sym, npaths, &cs);
     progress("grouping findings", 1, 1);
     struct race_member *m = group_findings(t, sym, npaths, findings);
     progress(NULL, 0, 0);
@@ -472,7 +888,9 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
             printf(",\"group\":%zu,\"group_count\":%zu}", m[i].group,
                    group_size(m, findings, m[i].group));
         }
-        printf("\n],\"nfindings\":%zu,\"ngroups\":%zu,\"traces\":[", findings, groups);
+        printf("\n],");
+        crashes_json(t, sym, &cs);
+        printf("\"nfindings\":%zu,\"ngroups\":%zu,\"traces\":[", findings, groups);
         for (int i = 0; i < npaths; i++) {
             printf(i ? ",\n" : "\n");
             stats_json_trace(t[i], false);
@@ -506,6 +924,7 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
             }
             fflush(stdout);
         }
+        crashes_text(t, sym, &cs);
         if (quiet) {
             block();
             printf("race report: %zu other trace%s, without findings or damage: %llu events, %zu "
@@ -517,6 +936,7 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
         if (groups != findings)
             printf(" in %zu group%s", groups, groups == 1 ? "" : "s");
         printf("\n");
+        crashes_text_count(&cs);
     }
     for (size_t i = 0; i < findings; i++)
         free(m[i].key);
@@ -527,6 +947,9 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
     for (int i = 0; i < npaths; i++)
         trace_close(t[i]);
     free(t);
+    /* A crash a recorded free explains counts as a finding; one nothing explains does not. */
+    findings += cs.explained;
+    crashes_free(&cs, npaths);
     if (status == RACE_EXIT_OK && findings)
         status = RACE_EXIT_FINDINGS;
     if (nfindings)

@@ -177,7 +177,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Every race.*.trace in dir, sorted (the pid in the name keeps a family together). */
-static char **list_traces(const char *dir, int *n)
+char **list_traces(const char *dir, int *n)
 {
     *n = 0;
     DIR *d = opendir(dir);

@@ -295,3 +295,20 @@ void sym_frame(struct race_sym *s, uint64_t pc, uint64_t ts, bool exact, struct 
         out->modoff = pc - s->map[mi].m->base;
     }
 }
+
+/* The file on disk that holds the code at pc as it was mapped at ts, and its load bias;
+ * NULL when no module covers pc or the file is gone or changed (the checks load() makes,
+ * with its one note). For reading the instruction itself (crash.c). */
+const char *sym_file(struct race_sym *s, uint64_t pc, uint64_t ts, uint64_t *bias)
+{
+    uint32_t mi = choose(s, pc, ts);
+    if (mi == NO_MAPPING)
+        return NULL;
+    struct mapping *mp = &s->map[mi];
+    if (mp->state == 0)
+        load(s, mp);
+    if (mp->state != 1)
+        return NULL;
+    *bias = mp->m->base;
+    return file_for(s, mp);
+}

@@ -26,6 +26,8 @@
 #define FIND_SIZE (64u + 4u * sizeof(struct race_finding))
 #define PROBE_CAP 16u
 #define PROBES_SIZE (64u + PROBE_CAP * sizeof(struct race_probe_rec))
+#define CRASH_CAP 4u
+#define CRASHES_SIZE (64u + CRASH_CAP * sizeof(struct race_crash))
 #define NBUCKETS 64u
 #define MONO0 1000000000ull  /* CLOCK_MONOTONIC at start: 1 s */
 #define TSC_PER_NS 3ull      /* a 3 GHz TSC */
@@ -34,7 +36,7 @@
 static struct {
     int threads, events, chunks;
     int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono, remap, findings;
-    int dropped, probes, bad_probe_ref, stale_ci;
+    int dropped, probes, bad_probe_ref, stale_ci, crashes, crash_wild;
 } opt = {.threads = 3, .events = 100, .chunks = 8};
 
 static uint8_t *file;
@@ -43,6 +45,7 @@ static struct race_hdr *hdr;
 static uint64_t n_flipped, n_kind99, n_torn, n_corrupt;
 static uint64_t n_probe_ev, n_bad_ref, n_by_kind[6]; /* watched-function events written */
 static struct race_mod main_mod; /* the main program's record, for --remap */
+static struct race_rec last_free[MAX_THREADS]; /* each thread's last FREE, by tid - 1001 */
 
 /* ---- Stacks: captured for real, so the analyzer must symbolize this file ---------- */
 
@@ -295,6 +298,7 @@ static void emit(struct thread *th, uint64_t k, const uint32_t *stacks, int last
         .stack = stacks[k % 4], .seq = ++th->seq, .ts = ts_of(mono), .addr = addr,
         .size = 16 + (k % 8) * 16, .aux = moves ? addr + 0x100000 : 0,
     };
+    last_free[th->tid - 1001] = *r;
     if (opt.crash && last) {
         r->commit = 0; /* died before publishing: reserved, never committed */
         return;
@@ -443,12 +447,52 @@ static void probes(void)
     }
 }
 
+/* ---- Crashes: a fault whose operand's base register points into a block thread 1002
+ * freed last (--crashes), or one with nothing freed anywhere near (--crash-wild) ---- */
+
+/* The faulting instruction: the analyzer reads it back from this file and decodes it,
+ * so it must find rbx + 0x10 as the address. */
+__asm__(".text\n.globl mk_fault_insn\n.type mk_fault_insn,@function\n"
+        "mk_fault_insn: movq 0x10(%rbx), %rax\nret\n.size mk_fault_insn,.-mk_fault_insn\n");
+extern char mk_fault_insn[];
+
+static void crashes(uint64_t k, const uint32_t *stacks)
+{
+    uint8_t *sec = file + hdr->crashes.off;
+    struct race_crash_hdr ch = {.used = opt.crashes ? 2 : 1, .cap = CRASH_CAP};
+    struct race_crash c[2];
+    memset(c, 0, sizeof c);
+    uint64_t ts = ts_of(MONO0 + 1000 + k * 1000 + 500);
+    c[0] = (struct race_crash){
+        .commit = RACE_CRASH_COMMIT, .sig = 11, .has_regs = 1, .code = 0x80 /* SI_KERNEL */,
+        .tid = 1001, .ractor = opt.ruby ? 1 : 0, .stack = stacks[2], .ts = ts, .addr = 0,
+        .pc = (uint64_t)(uintptr_t)mk_fault_insn, .seq = 0,
+    };
+    for (int r = 0; r < RACE_REG_COUNT; r++)
+        c[0].regs[r] = 0x1000u + (uint64_t)r * 8; /* low: no heap lies there */
+    c[0].regs[RACE_REG_RIP] = c[0].pc;
+    if (opt.crashes) {
+        const struct race_rec *b = &last_free[1], *other = &last_free[2];
+        c[0].regs[RACE_REG_RBX] = b->addr + 8;          /* operand: rbx + 0x10 = addr + 24 */
+        c[0].regs[RACE_REG_RAX] = 0xfdfdfdfdfdfdfdfdull; /* read from poisoned memory */
+        c[0].regs[RACE_REG_R12] = other->addr;          /* a weaker match: another thread's */
+        c[1] = (struct race_crash){
+            .commit = RACE_CRASH_COMMIT, .sig = 6, .code = -6 /* SI_TKILL */, .first = 1,
+            .tid = 1001, .ts = ts + 100, .stack = stacks[0],
+        };
+        printf("crash_block 0x%llx %llu %u\ncrash_other 0x%llx %u\n", (unsigned long long)b->addr,
+               (unsigned long long)b->size, b->tid, (unsigned long long)other->addr, other->tid);
+    }
+    memcpy(sec, &ch, sizeof ch);
+    memcpy(sec + sizeof ch, c, sizeof c);
+}
+
 /* The identity fields and the section table come from the format's own layout function
  * (race_trace.h), as the shim's do; the rest is this test's. */
 static void header(const struct race_layout *lay, int argc, char **argv)
 {
     race_hdr_layout(hdr, lay);
-    hdr->flags = opt.crash ? 0 : RACE_FLAG_CLOSED;
+    hdr->flags = opt.crash || opt.crashes || opt.crash_wild ? 0 : RACE_FLAG_CLOSED;
     hdr->pid = getpid();
     hdr->ppid = getppid();
     hdr->clock = opt.mono ? RACE_CLOCK_MONOTONIC : RACE_CLOCK_TSC;
@@ -487,7 +531,7 @@ static void usage(void)
     fputs("usage: mktrace [--threads N] [--events N] [--chunks N] [--torn N] [--corrupt N]\n"
           "               [--clamp N] [--bad-stack N] [--dropped N] [--crash] [--ruby]\n"
           "               [--mono] [--empty-exe-path] [--remap] [--findings] [--stale-ci]\n"
-          "               [--probes] [--bad-probe-ref N] OUT\n", stderr);
+          "               [--probes] [--bad-probe-ref N] [--crashes] [--crash-wild] OUT\n", stderr);
     exit(64);
 }
 
@@ -522,6 +566,10 @@ int main(int argc, char **argv)
             opt.stale_ci = 1;
         } else if (!strcmp(a, "--probes")) {
             opt.probes = 1;
+        } else if (!strcmp(a, "--crashes")) {
+            opt.crashes = 1;
+        } else if (!strcmp(a, "--crash-wild")) {
+            opt.crash_wild = 1;
         } else if (a[0] == '-' || out) {
             usage();
         } else {
@@ -531,7 +579,9 @@ int main(int argc, char **argv)
     if (!out || opt.threads < 1 || opt.threads > MAX_THREADS || opt.chunks < 1 || opt.events < 0)
         usage();
 
-    struct race_layout lay = {(uint64_t)opt.chunks, DEPOT_SIZE, MODS_SIZE, FIND_SIZE, opt.probes ? PROBES_SIZE : 0, 0};
+    struct race_layout lay = {.nchunks = (uint64_t)opt.chunks, .depot = DEPOT_SIZE, .modules = MODS_SIZE,
+                              .findings = FIND_SIZE, .probes = opt.probes ? PROBES_SIZE : 0,
+                              .crashes = opt.crashes || opt.crash_wild ? CRASHES_SIZE : 0};
     file_size = race_layout_size(&lay);
     file = calloc(1, file_size);
     hdr = (struct race_hdr *)file;
@@ -571,6 +621,8 @@ int main(int argc, char **argv)
         stale_ci(k, stacks);
     if (opt.probes)
         probes();
+    if (opt.crashes || opt.crash_wild)
+        crashes(k, stacks);
     if (opt.remap) {
         /* As if the main program's range were reused by another object (dlclose, then
          * dlopen) halfway through: frames of later events belong to the newcomer. */
