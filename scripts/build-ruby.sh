@@ -29,15 +29,16 @@ case $variant in
 esac
 cache=${RACE_RUBY_CACHE:-${HOME:-/root}/.cache/race}
 prefix=$cache/ruby-$VERSION$suffix
-if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
-    echo "$prefix/bin/ruby"; exit 0
-fi
+built() { [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; }
+if built; then echo "$prefix/bin/ruby"; exit 0; fi
 mkdir -p "$cache"
 exec 9>"$cache/.build.lock"
-flock 9
-if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
-    echo "$prefix/bin/ruby"; exit 0
-fi
+# The lock may be held for another version's build: look again every few seconds, so
+# that a caller whose Ruby another process just finished does not wait for the next.
+until flock -w 5 9; do
+    if built; then echo "$prefix/bin/ruby"; exit 0; fi
+done
+if built; then echo "$prefix/bin/ruby"; exit 0; fi
 log=$cache/ruby-$VERSION$suffix-build.log
 echo "race: building Ruby $VERSION ($variant) from Debian's ruby$series source package into $prefix (log: $log)" >&2
 src=$cache/src

@@ -49,6 +49,17 @@ done
 # layout is applied to find one: only the out-of-line copy can be checked.
 check "d: the out-of-line lookup's stale kwarg is reported" grep -q "==ERROR: race: stale-call-info" "$T/d/err"
 
+# A subtype out of range is a corrupt record: reported as such, the finding left out.
+python3 - "$(one_trace "$T/a/tr")" "$T/a/bad.trace" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.find(b"FIND\x09\x00")  # commit, then type 9 (stale-call-info)
+d[i + 192:i + 194] = (99).to_bytes(2, "little")  # race_finding.subtype
+open(sys.argv[2], "wb").write(d)
+PY
+"$RACE" report "$T/a/bad.trace" > "$T/a/bad.out" 2> "$T/a/bad.err"
+check "a: the finding with its subtype set to 99: reported corrupt" grep -q 'is corrupt (subtype 99 of type 9)' "$T/a/bad.out" "$T/a/bad.err"
+
 # Real Rubies. Debian's 3.1 has no call-info table (and no rb_vm_ci_lookup): nothing to
 # watch and nothing to say, even when asked for explicitly; RACE_VERBOSE says why.
 mkdir -p "$T/r31"
@@ -111,6 +122,16 @@ check "ruby 3.4.5 real bug: at the kwarg's first touch (vm_method.c:410), the sw
 check "ruby 3.4.5 real bug: a swept call-info comes with the GC sweep that freed it, by a Ractor" \
     bash -c "[[ '$got' == *'vm_method.c:410 '* || '$got' == *'rb_vm_ci_free (GC sweep),true,true' ]]"
 
+# The report words each finding by its subtype, which the shim sets (never by searching
+# its detail text): at the kwarg's first touch a freed kwarg block or no kwarg block at
+# all, at the kwarg load a call-info the GC swept, in the GC's mark a T_NONE call-info.
+"$RACE" report "$T"/bug/race.*.trace > "$T/bug/report.txt" 2> /dev/null
+case $got in
+*'super-call vm_method.c:410 '*) want='was handed a (freed kwarg block|kwarg pointer to no kwarg block)' ;;
+*'super-call vm_callinfo.h:'*) want='the kwarg of a call-info whose slot the GC swept' ;;
+*) want='the GC is marking a reference to a call-info whose slot a sweep freed' ;;
+esac
+check "ruby 3.4.5 real bug: race report words the finding by its subtype" grep -Eq "$want" "$T/bug/report.txt"
 # The default watches rb_vm_ci_lookup; its DWARF answers are kept per build-id in
 # RACE_CACHE_DIR: the first process walks the DWARF and writes them, the next reads them
 # and installs the same probes; a damaged cache file is ignored and rewritten; "none"
