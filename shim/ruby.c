@@ -174,6 +174,7 @@ void race_ruby_init(void)
     race_ractor_off = ractor_off;
     race_ruby_pending = 1;
     if (race_opt.RACE_VERBOSE) {
+        race_notice("Ruby ", version, ": layout of ", layout->verified);
         char n[24];
         race_fmt_u64(n, (uint64_t)(race_ec_tpoff < 0 ? -race_ec_tpoff : race_ec_tpoff));
         race_notice("Ruby ", version, ": ruby_current_ec at thread pointer -", n);
