@@ -26,15 +26,16 @@ static const struct race_ruby_layout layouts[] = {
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
      .special_bits = 8, .symbol_flag = 0x0c},
     {.major = 3, .minor = 3,
-     .verified = "3.3.8 (Debian's ruby3.3 3.3.8-2 source): offsetof against its configured headers, "
-                 "run-time validation and tests/t_ruby33.sh",
+     .verified = "3.3.8 (Debian's ruby3.3 3.3.8-2 source): every number by tests/ruby/layout.c against "
+                 "its configured tree; run-time validation; tests/t_ruby33.sh",
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
      .special_bits = 8, .symbol_flag = 0x0c},
     {.major = 3, .minor = 4,
-     .verified = "3.4.5 (Debian's ruby3.4 3.4.5-1~exp1 source): ptype /o on its debug info, its "
-                 "headers, run-time validation and tests/t_ruby34.sh",
+     .verified = "3.4.5 (Debian's ruby3.4 3.4.5-1~exp1 source): ptype /o on its debug info and every "
+                 "number by tests/ruby/layout.c against its configured tree; run-time validation; "
+                 "tests/t_ruby34.sh",
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
