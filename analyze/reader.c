@@ -527,6 +527,12 @@ static void read_findings(struct race_trace *t)
                          (unsigned long long)off, f.type, f.access, f.free_entry);
             continue;
         }
+        /* Subtypes are per type: only stale-call-info has any (version 2: none). */
+        if (f.subtype > (f.type == RACE_FIND_STALE_CI ? RACE_SUB_MAX : RACE_SUB_NONE)) {
+            diag_problem(t, "finding at offset %llu is corrupt (subtype %u of type %u)",
+                         (unsigned long long)off, f.subtype, f.type);
+            continue;
+        }
         f.detail[sizeof f.detail - 1] = 0;
         t->find[t->nfind].f = f;
         t->find[t->nfind++].off = off;

@@ -73,10 +73,11 @@ uint64_t free_pc_exact(const struct race_finding *f)
     return f->free_entry == RACE_ENTRY_RB_VM_CI_FREE ? RACE_PC_EXACT : 0;
 }
 
+/* What the detector saw, by subtype (version 2 traces have none: the generic words). */
 static void text_stale_ci(const struct race_finding *f)
 {
     size_t len = watched_name(f->detail);
-    if (strncmp(f->detail, "gc mark:", 8) == 0) {
+    if (f->subtype == RACE_SUB_CI_GC_MARK) {
         printf("the GC is marking a reference to a call-info whose slot a sweep freed (Ruby "
                "aborts next: try to mark T_NONE object)");
         return;
@@ -85,10 +86,10 @@ static void text_stale_ci(const struct race_finding *f)
         text_str(stdout, f->detail, len);
     else
         printf("a watched function");
-    if (strstr(f->detail, ": ci gone"))
+    if (f->subtype == RACE_SUB_CI_SWEPT)
         printf(" was about to be handed the kwarg of a call-info whose slot the GC swept "
                "(read from the caller's call data)");
-    else if (strstr(f->detail, ": no kwarg,"))
+    else if (f->subtype == RACE_SUB_CI_NO_KWARG)
         printf(" was handed a kwarg pointer to no kwarg block: the call-info it was read from is "
                "gone (swept by the GC, its slot reused)");
     else

@@ -1,48 +1,61 @@
 #!/usr/bin/env bash
-# Builds Ruby 3.4.5 with symbols from Debian's ruby3.4 source package, once,
-# into a cache directory outside the checkout, and prints the installed ruby's path.
-# Reused on every later call: a Ruby build takes minutes, tests must not pay it twice.
+# Builds a Ruby with symbols from Debian's source package, once per version and
+# variant, into a cache directory outside the checkout, and prints the installed
+# ruby's path. Reused on every later call: a Ruby build takes minutes, tests must
+# not pay it twice. One lock serialises all builds (the machine is small).
 #   RACE_RUBY_CACHE  cache directory (default: $HOME/.cache/race)
-#   usage: scripts/build-ruby.sh [plain|asan]
+#   usage: scripts/build-ruby.sh [plain|asan] [3.4|3.3]   (either order)
 #     plain  Debian's default flags (-O3), symbols kept: the production-like Ruby
 #     asan   the same source under AddressSanitizer (-O1), to confirm what race finds
+#     3.4    Ruby 3.4.5 from ruby3.4 3.4.5-1~exp1 (experimental): the default
+#     3.3    Ruby 3.3.8 from ruby3.3 3.3.8-2 (trixie)
+# Exit status: 0 printed, 64 usage, other: the build failed (see the log it names).
 set -euo pipefail
-VERSION=3.4.5
-DEBVER=3.4.5-1~exp1
-variant=${1:-plain}
+variant=plain series=3.4
+for arg in "$@"; do
+    case $arg in
+        plain|asan) variant=$arg ;;
+        3.4|3.3) series=$arg ;;
+        *) echo "usage: $0 [plain|asan] [3.4|3.3]" >&2; exit 64 ;;
+    esac
+done
+case $series in
+    3.4) VERSION=3.4.5 DEBVER=3.4.5-1~exp1 ;;
+    3.3) VERSION=3.3.8 DEBVER=3.3.8-2 ;;
+esac
 case $variant in
     plain) suffix= ;;
     asan) suffix=-asan ;;
-    *) echo "usage: $0 [plain|asan]" >&2; exit 64 ;;
 esac
 cache=${RACE_RUBY_CACHE:-${HOME:-/root}/.cache/race}
 prefix=$cache/ruby-$VERSION$suffix
-if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
-    echo "$prefix/bin/ruby"; exit 0
-fi
+built() { [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; }
+if built; then echo "$prefix/bin/ruby"; exit 0; fi
 mkdir -p "$cache"
 exec 9>"$cache/.build.lock"
-flock 9
-if [ -x "$prefix/bin/ruby" ] && [ -f "$prefix/.race-complete" ]; then
-    echo "$prefix/bin/ruby"; exit 0
-fi
+# The lock may be held for another version's build: look again every few seconds, so
+# that a caller whose Ruby another process just finished does not wait for the next.
+until flock -w 5 9; do
+    if built; then echo "$prefix/bin/ruby"; exit 0; fi
+done
+if built; then echo "$prefix/bin/ruby"; exit 0; fi
 log=$cache/ruby-$VERSION$suffix-build.log
-echo "race: building Ruby $VERSION ($variant) from Debian's ruby3.4 source package into $prefix (log: $log)" >&2
+echo "race: building Ruby $VERSION ($variant) from Debian's ruby$series source package into $prefix (log: $log)" >&2
 src=$cache/src
 mkdir -p "$src"
 cd "$src"
-if ! ls ruby3.4_${VERSION}.orig.tar.* >/dev/null 2>&1; then
+if ! ls ruby${series}_${VERSION}.orig.tar.* >/dev/null 2>&1; then
     list=/etc/apt/sources.list.d/race-deb-src.list
-    if ! grep -qs experimental "$list"; then
+    if ! grep -qs experimental "$list" || ! grep -qs trixie "$list"; then
         echo "deb-src http://deb.debian.org/debian experimental main" > "$list"
         echo "deb-src http://deb.debian.org/debian trixie main" >> "$list"
         apt-get update -q >>"$log" 2>&1
     fi
-    apt-get source --download-only "ruby3.4=$DEBVER" >>"$log" 2>&1
+    apt-get source --download-only "ruby$series=$DEBVER" >>"$log" 2>&1
 fi
 rm -rf "ruby-$VERSION$suffix"
 mkdir "ruby-$VERSION$suffix"
-tar xf ruby3.4_${VERSION}.orig.tar.* -C "ruby-$VERSION$suffix" --strip-components=1
+tar xf ruby${series}_${VERSION}.orig.tar.* -C "ruby-$VERSION$suffix" --strip-components=1
 cd "ruby-$VERSION$suffix"
 # Debian's orig tarball has the bundled gems removed; make install would try to download them.
 grep '^#' gems/bundled_gems > gems/bundled_gems.new || true

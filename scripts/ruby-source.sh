@@ -2,18 +2,19 @@
 # Prints the directory of a Ruby's source from Debian's source package, fetched and
 # unpacked once into the cache outside the checkout (RACE_RUBY_CACHE, default
 # ~/.cache/race), for the tests that run Ruby's own test files (bootstraptest/).
-#   usage: scripts/ruby-source.sh 3.1|3.4
+#   usage: scripts/ruby-source.sh 3.1|3.3|3.4
 #     3.1  Debian's ruby3.1 source package from bookworm (3.1.2-7+deb12u1: the mirror
 #          has no source for the 3.1.7 security update that /usr/bin/ruby is)
 #     3.4  the ruby3.4 3.4.5 source that scripts/build-ruby.sh builds (built if missing)
+#     3.3  the ruby3.3 3.3.8 source that scripts/build-ruby.sh 3.3 builds (built if missing)
 # Exit status: 0 printed, 1 the source cannot be fetched (message on stderr), 64 usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${RACE_RUBY_CACHE:-${HOME:-/root}/.cache/race}
 case ${1:-} in
-3.4)
-    scripts/build-ruby.sh plain > /dev/null
-    dir=$cache/src/ruby-3.4.5
+3.4|3.3)
+    scripts/build-ruby.sh plain "$1" > /dev/null
+    case $1 in 3.4) dir=$cache/src/ruby-3.4.5 ;; 3.3) dir=$cache/src/ruby-3.3.8 ;; esac
     [ -f "$dir/bootstraptest/runner.rb" ] || { echo "ruby-source: $dir has no bootstraptest/runner.rb" >&2; exit 1; }
     echo "$dir"
     ;;
@@ -47,7 +48,7 @@ case ${1:-} in
     echo "$dir"
     ;;
 *)
-    echo "usage: scripts/ruby-source.sh 3.1|3.4" >&2
+    echo "usage: scripts/ruby-source.sh 3.1|3.3|3.4" >&2
     exit 64
     ;;
 esac

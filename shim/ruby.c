@@ -1,8 +1,9 @@
-/* ruby.c - the Ractor id of the running code, read at event time from
- * ruby_current_ec -> thread -> ractor -> id with per-version offsets that are
- * validated once on the main thread before any id is trusted. Owns the Ruby layout
- * table. The hot read (shim.h) is four loads and never caches thread -> Ractor (the
- * M:N scheduler moves Ractors between native threads). Validation reads through
+/* ruby.c - the Ruby layout table (one row per version: every offset and tag race
+ * reads in CRuby's memory), and the Ractor id of the running code, read at event time
+ * from ruby_current_ec -> thread -> ractor -> id with offsets that are validated once
+ * on the main thread before any id is trusted. The hot read (ruby.h) is four loads
+ * and never caches thread -> Ractor (the M:N scheduler moves Ractors between native
+ * threads). Validation reads through
  * process_vm_readv so that a wrong offset cannot fault. Never calls Ruby's API. */
 #include <dlfcn.h>
 #include <link.h>
@@ -13,28 +14,47 @@
 #include "debuginfo.h"
 #include "shim.h"
 
-/* Offsets: ec->thread_ptr, thread->ractor, ractor->pub.id; thread->vm,
- * vm->ractor.main_ractor. Sources: ../shared/ruby-internals.md (3.1.7 checked with a
- * C extension, 3.3.8 with offsetof, 3.4.5 with ptype /o, 4.0.0 from its DWARF).
- * imemo_callinfo: the imemo type number of a call-info (flags bits 12-15), 0 where not
- * checked against that version's internal/imemo.h (3.4.5's says 11). */
-static const struct ruby_layout {
-    int major, minor;
-    uint32_t off[4];
-    uint32_t th_vm, vm_main_ractor;
-    uint32_t imemo_callinfo;
-} layouts[] = {
-    {3, 1, {48, 24, 8, 0}, 32, 32, 0},
-    {3, 3, {48, 24, 8, 0}, 32, 32, 0},
-    {3, 4, {48, 24, 8, 0}, 32, 32, 11},
-    {4, 0, {48, 24, 8, 0}, 32, 32, 0},
+/* The layouts race knows (struct race_ruby_layout in ruby.h says which header each
+ * field comes from). The call-info and object-header numbers of 3.1 are listed though
+ * 3.1 has no call-info table: nothing reads them there. */
+static const struct race_ruby_layout layouts[] = {
+    {.major = 3, .minor = 1,
+     .verified = "3.1.7 (Debian): Ractor offsets at run time with a C extension (ids 1-4 matched "
+                 "Ractor.current); the rest from 3.1.2's headers (Debian's ruby3.1 source)",
+     .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
+     .ci_table = 0, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 0, .kwarg_keywords = 8,
+     .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
+     .special_bits = 8, .symbol_flag = 0x0c},
+    {.major = 3, .minor = 3,
+     .verified = "3.3.8 (Debian's ruby3.3 3.3.8-2 source): every number by tests/ruby/layout.c against "
+                 "its configured tree; run-time validation; tests/t_ruby33.sh",
+     .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
+     .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
+     .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
+     .special_bits = 8, .symbol_flag = 0x0c},
+    {.major = 3, .minor = 4,
+     .verified = "3.4.5 (Debian's ruby3.4 3.4.5-1~exp1 source): ptype /o on its debug info and every "
+                 "number by tests/ruby/layout.c against its configured tree; run-time validation; "
+                 "tests/t_ruby34.sh",
+     .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
+     .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
+     .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
+     .special_bits = 8, .symbol_flag = 0x0c},
+    {.major = 4, .minor = 0,
+     .verified = "4.0.0: field order from its DWARF (a WASI build), not run here; imemo_callinfo "
+                 "not checked (no slot checks)",
+     .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
+     .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
+     .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 0,
+     .special_bits = 8, .symbol_flag = 0x0c},
 };
 
 int race_ruby_state = RACE_RACTOR_UNKNOWN;
 intptr_t race_ec_tpoff;
 const uint32_t *race_ractor_off;
 void *const *race_vm_ptr;
-static const struct ruby_layout *layout;
+static const struct race_ruby_layout *layout;
+static uint32_t ractor_off[4]; /* the hot read's hops, in the header's order */
 static char version[64];
 int race_ruby_pending;       /* a known Ruby: validation still to do */
 static uint32_t main_tid;
@@ -96,6 +116,9 @@ void race_ruby_init(void)
 {
     struct found f;
     memset(&f, 0, sizeof(f));
+    /* The call-info check also watches a function of its name in programs that are no
+     * Ruby (it applies no layout there): it registers whatever this process is. */
+    race_ruby_ci_register();
     main_tid = (uint32_t)gettid();
     dl_iterate_phdr(find_cb, &f);
     if (!f.hit) {
@@ -121,7 +144,11 @@ void race_ruby_init(void)
     for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
         if (layouts[i].major == major && layouts[i].minor == minor)
             layout = &layouts[i];
-    if (!layout) {
+    if (layout) {
+        ractor_off[0] = layout->ec_thread;
+        ractor_off[1] = layout->thread_ractor;
+        ractor_off[2] = layout->ractor_id;
+    } else {
         set_state(RACE_RACTOR_UNSUPPORTED);
         race_notice("Ruby ", version[0] ? version : "(unknown version)",
                     " has no known layout in race: Ractor ids are 0", NULL);
@@ -145,25 +172,19 @@ void race_ruby_init(void)
     race_ec_tpoff = (intptr_t)((uintptr_t)block + ec_off - tp);
     if (symbol(f.path, "ruby_current_vm_ptr", &vmp, &tls) && !tls)
         race_vm_ptr = (void *const *)(f.base + vmp);
-    race_ractor_off = layout->off;
+    race_ractor_off = ractor_off;
     race_ruby_pending = 1;
     if (race_opt.RACE_VERBOSE) {
+        race_notice("Ruby ", version, ": layout of ", layout->verified);
         char n[24];
         race_fmt_u64(n, (uint64_t)(race_ec_tpoff < 0 ? -race_ec_tpoff : race_ec_tpoff));
         race_notice("Ruby ", version, ": ruby_current_ec at thread pointer -", n);
     }
 }
 
-/* The call-info table (rb_vm_ci_lookup) exists from 3.3 on (../shared/ruby-internals.md). */
-int race_ruby_has_ci_table(void)
+const struct race_ruby_layout *race_ruby_layout(void)
 {
-    return layout && (layout->major > 3 || (layout->major == 3 && layout->minor >= 3));
-}
-
-/* The imemo type number of a call-info in this Ruby, 0 if not known. */
-int race_ruby_imemo_callinfo(void)
-{
-    return layout ? (int)layout->imemo_callinfo : 0;
+    return layout;
 }
 
 void race_ruby_header(struct race_hdr *h)
@@ -171,7 +192,7 @@ void race_ruby_header(struct race_hdr *h)
     race_strlcpy(h->ruby_version, version, sizeof(h->ruby_version));
     h->ractor_state = (uint32_t)race_ruby_state;
     if (layout)
-        memcpy(h->ractor_off, layout->off, sizeof(h->ractor_off));
+        memcpy(h->ractor_off, ractor_off, sizeof(h->ractor_off));
 }
 
 static int peek(uintptr_t addr, void *out, size_t n)
@@ -206,11 +227,11 @@ uint32_t race_ractor_slow(void)
     ec = *(const uintptr_t *)(tp + race_ec_tpoff);
     if (!ec)
         return 0;
-    if (!peek(ec + layout->off[0], &th, 8))
+    if (!peek(ec + layout->ec_thread, &th, 8))
         return fail("ec unreadable)");
     if (!th)
         return 0;
-    if (!peek(th + layout->off[1], &r, 8) || !peek(th + layout->th_vm, &vm, 8))
+    if (!peek(th + layout->thread_ractor, &r, 8) || !peek(th + layout->thread_vm, &vm, 8))
         return fail("thread unreadable)");
     if (!r || !vm)
         return 0;
@@ -222,7 +243,7 @@ uint32_t race_ractor_slow(void)
         return 0;
     if (mr != r)
         return fail("main thread's ractor is not vm->ractor.main_ractor)");
-    if (!peek(r + layout->off[2], &id, 4))
+    if (!peek(r + layout->ractor_id, &id, 4))
         return fail("ractor unreadable)");
     if (id != 1)
         return fail("main Ractor's id is not 1)");

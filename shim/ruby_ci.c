@@ -6,47 +6,58 @@
  * are kept in the quarantine with their free stack, so a lookup handed one is a
  * STALE_CI finding with the free that made it stale. In any other program a function
  * of that name is only watched, and checked where DWARF says its kwarg parameter is:
- * no Ruby layout is ever applied to it. The check runs inside SIGTRAP: no locks, no
- * allocation. */
+ * no Ruby layout is ever applied to it. Every Ruby number comes from the layout row
+ * (ruby.h). Registers itself with watch (race_ruby_ci_register). The check runs inside
+ * SIGTRAP: no locks, no allocation. */
 #include <string.h>
 #include <ucontext.h>
 
 #include "record.h"
+#include "ruby.h"
 #include "watch.h"
 
-/* Per version: where references sits in rb_callinfo_kwarg (the disp of the increment)
- * and the most keywords a kwarg block is taken to have when recognizing one. */
-#define KW_REFS_OFF 4
-#define KW_MAX 32
-#define CI_KWARG_OFF 8 /* rb_callinfo.kwarg: 8 in 3.1, 3.3, 3.4 and 4.0 */
+/* Not a Ruby number: the most keywords a block freed through ruby_xfree may have to be
+ * taken for a kwarg block and kept (call sites with more are not worth the memory). */
+#define KWARG_SHAPE_MAX 32
 
 int race_ruby_ci_active;   /* the Ruby check is installed: kwarg-shaped frees are kept */
 static uint64_t hits, stale, kept, ci_frees;
 static int shape_reported, slot_reported;
-static int imemo_callinfo; /* this Ruby's imemo type of a call-info; 0: no slot checks */
+static const struct race_ruby_layout *L; /* the Ruby's layout, once the Ruby check is installed */
+
+/* This thread's current GC sweep (on_ci_free): the stack shared by the call-infos it
+ * frees, and what identifies the sweep. Initial-exec: one %fs load inside SIGTRAP. */
+struct sweep {
+    uint32_t stack, uses, epoch;
+    uint64_t sp, ret, ts;
+};
+static __thread struct sweep sweep_tls __attribute__((tls_model("initial-exec")));
 
 void race_ruby_ci_kept(void)
 {
     __atomic_fetch_add(&kept, 1, __ATOMIC_RELAXED);
 }
 
-int race_ruby_ci_wanted(void)
+/* A keyword of a kwarg block is a Symbol: a static one, or a dynamic one (an aligned
+ * heap object). */
+static int symbol_like(uint64_t v)
 {
-    return race_ruby_has_ci_table();
+    return race_ruby_static_sym(L, v) || (v && (v & 7) == 0);
 }
 
 /* Does a block about to be freed through ruby_xfree look like an rb_callinfo_kwarg?
- * keyword_len (int at 0) small and matching the size, and every keyword a Symbol: a
- * static one (low byte 0x0c) or an aligned heap pointer. */
+ * keyword_len (int at 0) small and matching the size (malloc rounds up by at most 24),
+ * and every keyword a Symbol. Called only once the check is installed (L is set). */
 int race_ruby_kwarg_shaped(const void *p, size_t usable)
 {
     const int32_t *h = p;
     int32_t n = h[0];
-    if (n < 1 || n > KW_MAX || usable < 8u + 8u * (uint32_t)n || usable > 8u + 8u * (uint32_t)n + 24u)
+    size_t want = L->kwarg_keywords + 8u * (uint32_t)n;
+    if (n < 1 || n > KWARG_SHAPE_MAX || usable < want || usable > want + 24u)
         return 0;
-    const uint64_t *kw = (const uint64_t *)((const uint8_t *)p + 8);
+    const uint64_t *kw = (const uint64_t *)((const uint8_t *)p + L->kwarg_keywords);
     for (int32_t i = 0; i < n; i++)
-        if (!((kw[i] & 0xff) == 0x0c || (kw[i] && (kw[i] & 7) == 0)))
+        if (!symbol_like(kw[i]))
             return 0;
     return 1;
 }
@@ -75,12 +86,13 @@ static uint32_t stack_of(const struct race_regs *r)
 
 /* Fills in the reader's side of a stale-call-info finding (F already holds the free, if
  * known) and reports it: the access is SIZE bytes at ADDR, at the probe's registers. */
-static void report_stale(const struct race_regs *r, struct race_finding *f, uint64_t addr, uint32_t size,
-                         const char *detail)
+static void report_stale(const struct race_regs *r, struct race_finding *f, unsigned subtype, uint64_t addr,
+                         uint32_t size, const char *detail)
 {
     struct race_tls *t = &race_tls;
     __atomic_fetch_add(&stale, 1, __ATOMIC_RELAXED);
     f->type = RACE_FIND_STALE_CI;
+    f->subtype = (uint16_t)subtype;
     f->access = RACE_ACCESS_READ;
     f->access_size = size;
     f->addr = addr;
@@ -111,15 +123,16 @@ static size_t detail_where(struct race_watch_probe *p, char *d, size_t cap)
 }
 
 /* A references++ site (or, outside Ruby, an entry where DWARF says kwarg is): the
- * register holds the kwarg block about to be touched. */
-static int check_freed(const struct race_regs *r, struct race_watch_probe *p, uint64_t kw)
+ * register holds the kwarg block about to be touched. Outside Ruby the finding has no
+ * subtype: it is only "a watched function was handed a freed block". */
+static int check_freed(const struct race_regs *r, struct race_watch_probe *p, uint64_t kw, unsigned subtype)
 {
     struct race_finding f;
     memset(&f, 0, sizeof(f));
     if (!race_quarantine_find((uintptr_t)kw, &f))
         return 0;
     /* the chain starts with the function handed the block: the report names it */
-    report_stale(r, &f, kw + (uint64_t)race_watch_disp(p), 4, race_watch_chain(p));
+    report_stale(r, &f, subtype, kw + (uint64_t)race_watch_disp(p), 4, race_watch_chain(p));
     return 1;
 }
 
@@ -128,11 +141,11 @@ static void check(const struct race_regs *r, struct race_watch_probe *p)
     uint64_t kw = race_watch_reg(r, race_watch_regno(p));
     __atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
     if (kw)
-        check_freed(r, p, kw);
+        check_freed(r, p, kw, RACE_SUB_NONE);
 }
 
 /* In a Ruby of a known layout a live kwarg block always has its shape: keyword_len from
- * 1 on and Symbols for keywords (static: low byte 0x0c; dynamic: an aligned object).
+ * 1 on and Symbols for keywords.
  * Read with loads that may fault: the pointer may come from memory that is anything
  * now. Returns 1 shaped, 0 not (keyword_len in *len, or -1 if unreadable). */
 static int kwarg_live_shape(uint64_t kw, int64_t *len)
@@ -146,9 +159,9 @@ static int kwarg_live_shape(uint64_t kw, int64_t *len)
     if (n < 1 || n > 4096)
         return 0;
     for (int32_t i = 0; i < n && i < 4; i++) {
-        if (!race_arch_load((const void *)(uintptr_t)(kw + 8 + 8 * (uint64_t)i), &key))
+        if (!race_arch_load((const void *)(uintptr_t)(kw + L->kwarg_keywords + 8 * (uint64_t)i), &key))
             return 0;
-        if (!((key & 0xff) == 0x0c || (key && (key & 7) == 0)))
+        if (!symbol_like(key))
             return 0;
     }
     return 1;
@@ -161,7 +174,7 @@ static void check_ruby(const struct race_regs *r, struct race_watch_probe *p)
 {
     uint64_t kw = race_watch_reg(r, race_watch_regno(p));
     __atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
-    if (!kw || check_freed(r, p, kw))
+    if (!kw || check_freed(r, p, kw, RACE_SUB_CI_KWARG_FREED))
         return;
     int64_t n;
     if (kwarg_live_shape(kw, &n))
@@ -184,7 +197,7 @@ static void check_ruby(const struct race_regs *r, struct race_watch_probe *p)
             race_strlcpy(d + k, num, sizeof(d) - k);
         }
     }
-    report_stale(r, &f, kw + (uint64_t)race_watch_disp(p), 4, d);
+    report_stale(r, &f, RACE_SUB_CI_NO_KWARG, kw + (uint64_t)race_watch_disp(p), 4, d);
 }
 
 /* The load of ci->kwarg that feeds a references++ site (found in the code before it):
@@ -199,7 +212,8 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
     if (!ci || (ci & 7))
         return; /* packed call-infos are not objects */
     int readable = race_arch_load((const void *)(uintptr_t)ci, &flags);
-    if (readable && (flags & 0x1f) == 0x1a /* T_IMEMO */ && (int)((flags >> 12) & 0xf) == imemo_callinfo)
+    if (readable && (flags & L->t_mask) == L->t_imemo &&
+        ((flags >> L->imemo_shift) & L->imemo_mask) == L->imemo_callinfo)
         return;
     if (__atomic_exchange_n(&slot_reported, 1, __ATOMIC_RELAXED))
         return;
@@ -207,7 +221,7 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
     memset(&f, 0, sizeof(f));
     if (race_quarantine_find_foreign((uintptr_t)ci, &f) == 0) {
         f.block_addr = ci;
-        f.block_size = 40;
+        f.block_size = L->ci_size;
     }
     char d[sizeof(f.detail)];
     size_t k = detail_where(p, d, sizeof(d));
@@ -219,7 +233,7 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
         k += race_strlcpy(d + k, ": ci gone, flags 0x", sizeof(d) - k);
         race_strlcpy(d + k, hex, sizeof(d) - k);
     }
-    report_stale(r, &f, ci + CI_KWARG_OFF, 8, d); /* the read of its kwarg field */
+    report_stale(r, &f, RACE_SUB_CI_SWEPT, ci + L->ci_kwarg, 8, d); /* the read of its kwarg field */
 }
 
 /* Ruby found a T_NONE object while marking and is about to abort ("try to mark T_NONE
@@ -229,7 +243,8 @@ static void check_ci_slot(const struct race_regs *r, struct race_watch_probe *p)
 static void check_marked(const struct race_regs *r, struct race_watch_probe *p)
 {
     uint64_t obj = race_watch_reg(r, race_watch_regno(p)), flags;
-    if (!obj || (obj & 7) || !race_arch_load((const void *)(uintptr_t)obj, &flags) || (flags & 0x1f) != 0)
+    if (!obj || (obj & 7) || !race_arch_load((const void *)(uintptr_t)obj, &flags) ||
+        (flags & L->t_mask) != 0 /* RUBY_T_NONE */)
         return; /* only T_NONE: a dump for any other reason is not ours to judge */
     struct race_finding f;
     memset(&f, 0, sizeof(f));
@@ -237,7 +252,7 @@ static void check_marked(const struct race_regs *r, struct race_watch_probe *p)
         return;
     if (__atomic_exchange_n(&slot_reported, 1, __ATOMIC_RELAXED))
         return;
-    report_stale(r, &f, obj + CI_KWARG_OFF, 8, "gc mark: ci gone, T_NONE (Ruby aborts next)");
+    report_stale(r, &f, RACE_SUB_CI_GC_MARK, obj + L->ci_kwarg, 8, "gc mark: ci gone, T_NONE (Ruby aborts next)");
 }
 
 /* A GC sweep frees a call-info (rb_vm_ci_free, called for each swept one under the VM
@@ -250,25 +265,28 @@ static void on_ci_free(const struct race_regs *r, struct race_watch_probe *p)
     /* A sweep frees its call-infos one after another from the same frame: unwinding
      * for each cost more than all the probes together (a lookup-heavy workload ran
      * 1.6x instead of 1.2x). One stack per sweep step: the same stack pointer and
-     * return address on this thread, within 2^24 TSC ticks (a few ms), 256 frees. */
-    struct race_tls *t = &race_tls;
+     * return address on this thread, within 2^24 TSC ticks (a few ms), 256 frees.
+     * A fork child's stacks are its own: a sweep of the parent's is not reused. */
+    struct sweep *w = &sweep_tls;
     uint64_t ret = 0, now = race_now();
     race_arch_load((const void *)(uintptr_t)r->rsp, &ret);
     uint32_t stack;
-    if (t->sweep_stack && t->sweep_sp == r->rsp && t->sweep_ret == ret && now - t->sweep_ts < (1ull << 24) &&
-        t->sweep_uses < 256) {
-        stack = t->sweep_stack;
-        t->sweep_uses++;
+    if (w->stack && w->epoch == race_g.epoch && w->sp == r->rsp && w->ret == ret && now - w->ts < (1ull << 24) &&
+        w->uses < 256) {
+        stack = w->stack;
+        w->uses++;
     } else {
         stack = stack_of(r);
-        t->sweep_stack = stack;
-        t->sweep_sp = r->rsp;
-        t->sweep_ret = ret;
-        t->sweep_ts = now;
-        t->sweep_uses = 1;
+        w->stack = stack;
+        w->epoch = race_g.epoch;
+        w->sp = r->rsp;
+        w->ret = ret;
+        w->ts = now;
+        w->uses = 1;
     }
-    uint64_t seq = race_record_event(RACE_EV_FREE, RACE_ENTRY_RB_VM_CI_FREE, 0, (void *)(uintptr_t)ci, 40, 0, stack);
-    race_quarantine_note((const void *)(uintptr_t)ci, 40, RACE_ENTRY_RB_VM_CI_FREE, seq, stack);
+    uint64_t seq =
+        race_record_event(RACE_EV_FREE, RACE_ENTRY_RB_VM_CI_FREE, 0, (void *)(uintptr_t)ci, L->ci_size, 0, stack);
+    race_quarantine_note((const void *)(uintptr_t)ci, L->ci_size, RACE_ENTRY_RB_VM_CI_FREE, seq, stack);
     __atomic_fetch_add(&ci_frees, 1, __ATOMIC_RELAXED);
 }
 
@@ -282,11 +300,11 @@ static void check_ci_args(const struct race_regs *r, struct race_watch_probe *p)
     for (int i = 0; i < 2; i++) {
         if (!ci[i] || (ci[i] & 7))
             continue;
-        uint64_t kw = *(const uint64_t *)(uintptr_t)(ci[i] + CI_KWARG_OFF);
+        uint64_t kw = *(const uint64_t *)(uintptr_t)(ci[i] + L->ci_kwarg);
         struct race_finding f;
         memset(&f, 0, sizeof(f));
         if (kw && !(kw & 7) && race_quarantine_find((uintptr_t)kw, &f))
-            report_stale(r, &f, kw, 4, race_watch_chain(p));
+            report_stale(r, &f, RACE_SUB_CI_KWARG_FREED, kw, 4, race_watch_chain(p));
     }
 }
 
@@ -327,7 +345,7 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
     if (c->ruby && !in->inlined && entry && in->nparams >= 4 && in->param[3].abi_reg >= 0) {
         /* Out of line, kwarg arrives in its ABI register: the entry hook checks it, for a
          * fraction of what a breakpoint on the references++ a few instructions on costs. */
-        race_watch_set_check(entry, race_dwarf_to_greg(in->param[3].abi_reg), KW_REFS_OFF, check_ruby);
+        race_watch_set_check(entry, race_dwarf_to_greg(in->param[3].abi_reg), (int)L->kwarg_refs, check_ruby);
         return;
     }
     if (c->ruby) {
@@ -335,7 +353,7 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
         for (uint32_t i = 0; i < in->nranges; i++) {
             uint64_t a = oi->bias + in->range[i].lo, e = oi->bias + in->range[i].hi, at;
             int reg;
-            if (!race_find_mem_inc((const uint8_t *)(uintptr_t)a, a, e, KW_REFS_OFF, &reg, &at))
+            if (!race_find_mem_inc((const uint8_t *)(uintptr_t)a, a, e, (int)L->kwarg_refs, &reg, &at))
                 continue;
             char d[160];
             size_t k = race_strlcpy(d, in->chain, sizeof(d));
@@ -343,13 +361,14 @@ static void found(const char *name, const struct obj_instance *oi, void *arg)
             race_strlcpy(d + k, race_dwarf_reg_name(reg) ? race_dwarf_reg_name(reg) : "?", sizeof(d) - k);
             struct race_watch_probe *p = race_watch_install(name, RACE_PROBER_CHECK, oi->index, at, 0, 0, d);
             if (p)
-                race_watch_set_check(p, race_dwarf_to_greg(reg), KW_REFS_OFF, check_ruby);
+                race_watch_set_check(p, race_dwarf_to_greg(reg), (int)L->kwarg_refs, check_ruby);
             /* Where the kwarg came from: a load of ci->kwarg just before, in the caller's
              * code (the super path reads cd->ci's kwarg there). */
             uint64_t def;
             int base;
-            if (imemo_callinfo && at - 160 > a - 4096 &&
-                race_find_load_def((const uint8_t *)(uintptr_t)(at - 160), at - 160, at, reg, CI_KWARG_OFF, &base, &def)) {
+            if (L->imemo_callinfo && at - 160 > a - 4096 &&
+                race_find_load_def((const uint8_t *)(uintptr_t)(at - 160), at - 160, at, reg, (int)L->ci_kwarg, &base,
+                                   &def)) {
                 k = race_strlcpy(d, in->chain, sizeof(d));
                 k += race_strlcpy(d + k, ": the call-info its kwarg comes from, in ", sizeof(d) - k);
                 race_strlcpy(d + k, race_dwarf_reg_name(base) ? race_dwarf_reg_name(base) : "?", sizeof(d) - k);
@@ -395,24 +414,49 @@ static void found_info_dump(const char *name, const struct obj_instance *oi, voi
         race_watch_set_check(p, race_dwarf_to_greg(5 /* rdi: the object */), 0, check_marked);
 }
 
-int race_ruby_ci_watch(char *why, size_t why_cap)
+/* watch's install hook for rb_vm_ci_lookup. A Ruby whose layout has the call-info
+ * table gets the Ruby check; a Ruby without one (3.1) has nothing to watch; in any
+ * other program a function of that name is watched and checked where DWARF says. */
+static int install(const char *func, char *why, size_t why_cap)
 {
-    imemo_callinfo = race_ruby_ci_wanted() ? race_ruby_imemo_callinfo() : 0;
-    struct ci_ctx c = {.ruby = race_ruby_ci_wanted(), .count = 0};
-    int n = race_watch_instances("rb_vm_ci_lookup", found, &c, why, why_cap);
-    if (c.ruby && n > 0) {
+    const struct race_ruby_layout *l = race_ruby_layout();
+    if (l && !l->ci_table) {
+        char v[24];
+        size_t k = race_strlcpy(why, "Ruby ", why_cap);
+        race_fmt_u64(v, (uint64_t)l->major);
+        k += race_strlcpy(why + k, v, why_cap - k);
+        k += race_strlcpy(why + k, ".", why_cap - k);
+        race_fmt_u64(v, (uint64_t)l->minor);
+        k += race_strlcpy(why + k, v, why_cap - k);
+        race_strlcpy(why + k, " has no call-info table: nothing to check", why_cap - k);
+        return RACE_WATCH_NOT_HERE;
+    }
+    int ruby = l != NULL;
+    if (ruby)
+        L = l;
+    struct ci_ctx c = {.ruby = ruby, .count = 0};
+    int n = race_watch_instances(func, found, &c, why, why_cap);
+    if (ruby && n > 0) {
         char w[256];
         int t = 0;
         race_watch_instances("vm_ci_hash", found_table_fn, &t, w, sizeof(w));
         race_watch_instances("vm_ci_hash_cmp", found_table_fn, &t, w, sizeof(w));
-        if (imemo_callinfo) {
+        if (L->imemo_callinfo) {
             race_watch_instances("rb_vm_ci_free", found_ci_free, NULL, w, sizeof(w));
             race_watch_instances("rb_obj_info_dump", found_info_dump, NULL, w, sizeof(w));
         }
         race_quarantine_ensure();
         race_ruby_ci_active = 1;
     }
+    /* A program that is no Ruby and has no such function: nothing to say. */
+    if (n <= 0 && race_ruby_state == RACE_RACTOR_NOT_RUBY)
+        return RACE_WATCH_NOT_HERE;
     return n;
+}
+
+void race_ruby_ci_register(void)
+{
+    race_watch_register("rb_vm_ci_lookup", install);
 }
 
 /* RACE_VERBOSE=1, at exit: what the check saw. */

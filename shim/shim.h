@@ -40,9 +40,6 @@ struct race_tls {
     uint32_t tid;
     uint32_t busy;            /* inside the shim's own slow path (unwinding, rescans) */
     uint32_t exit_hook;       /* the thread-exit release of its chunk is armed */
-    uint32_t sweep_stack;     /* ruby_ci.c: the stack of this thread's current GC sweep, */
-    uint32_t sweep_uses;      /* shared by the call-infos it frees (how many so far), */
-    uint64_t sweep_sp, sweep_ret, sweep_ts; /* and what identifies that sweep */
 };
 extern __thread struct race_tls race_tls __attribute__((tls_model("initial-exec")));
 
@@ -135,48 +132,16 @@ size_t race_build_id(const struct dl_phdr_info *info, uint8_t *out); /* <= 32 by
 /* symbols.c: every function symbol of the loaded objects (start-up only: allocates) */
 void race_symbols_each_function(int (*cb)(const char *name, uint64_t lo, uint64_t hi, void *arg), void *arg);
 
-/* ruby.c */
-void race_ruby_init(void);
-int race_ruby_has_ci_table(void);
-int race_ruby_imemo_callinfo(void);
-int race_ruby_kwarg_shaped(const void *p, size_t usable);
-extern int race_ruby_ci_active;
-void race_ruby_ci_kept(void);
-void race_ruby_ci_summary(void);
-void race_ruby_header(struct race_hdr *h);
-uint32_t race_ractor_slow(void);
-extern int race_ruby_state;
-extern int race_ruby_pending;
-extern intptr_t race_ec_tpoff;
-extern const uint32_t *race_ractor_off;
-extern void *const *race_vm_ptr;
+/* pool.c's range, for the Ractor-id read in ruby.h */
 extern uintptr_t race_pool_base;
 extern uint64_t race_pool_size;
 static inline int race_pool_owns(const void *p)
 {
     return (uintptr_t)p - race_pool_base < race_pool_size;
 }
-static inline uint32_t race_ractor_id(void)
-{
-    if (unlikely(race_ruby_state != RACE_RACTOR_VALID))
-        return race_ruby_pending ? race_ractor_slow() : 0;
-    if (race_vm_ptr && !*race_vm_ptr)
-        return 0; /* VM torn down: the ec may point at freed memory */
-    uintptr_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    /* The ec in TLS can be stale: a native thread Ruby 3.1 keeps for reuse still holds
-     * its last Ruby thread's ec, freed, whose memory now belongs to anything. So every
-     * hop is a load that may fault (arch_x86.h), and none follows a pointer into the
-     * guarded pool (PROT_NONE slots are findings, not misses). */
-    uint64_t ec = *(const uint64_t *)(tp + race_ec_tpoff), th, r, id;
-    if (!ec || race_pool_owns((void *)ec) || !race_arch_load((void *)(ec + race_ractor_off[0]), &th))
-        return 0;
-    if (!th || race_pool_owns((void *)th) || !race_arch_load((void *)(th + race_ractor_off[1]), &r))
-        return 0;
-    if (!r || race_pool_owns((void *)r) || !race_arch_load((void *)(r + race_ractor_off[2]), &id))
-        return 0;
-    return (uint32_t)id;
-}
+
+/* ruby.c, ruby_ci.c: everything about CRuby, with its own header */
+#include "ruby.h"
 
 /* pool.c: the guarded sampling pool */
 void race_pool_init(void);

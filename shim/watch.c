@@ -289,6 +289,34 @@ int race_watch_instances(const char *name,
     return total;
 }
 
+static struct {
+    const char *func;
+    race_watch_installer install;
+} clients[4];
+static int nclients;
+
+int race_watch_register(const char *func, race_watch_installer install)
+{
+    for (int i = 0; i < nclients; i++)
+        if (strcmp(clients[i].func, func) == 0) {
+            clients[i].install = install; /* a fork child's init registers again */
+            return 0;
+        }
+    if (nclients >= (int)(sizeof(clients) / sizeof(clients[0])))
+        return -1;
+    clients[nclients].func = func;
+    clients[nclients++].install = install;
+    return 0;
+}
+
+static race_watch_installer client(const char *func)
+{
+    for (int i = 0; i < nclients; i++)
+        if (strcmp(clients[i].func, func) == 0)
+            return clients[i].install;
+    return NULL;
+}
+
 static void plain_found(const char *name, const struct obj_instance *oi, void *arg)
 {
     (void)arg;
@@ -319,13 +347,9 @@ void race_watch_init(struct race_hdr *h)
         else
             e = s + strlen(s);
         char why[512];
-        int n;
-        if (strcmp(s, "rb_vm_ci_lookup") == 0) /* the check decides what applies */
-            n = race_ruby_ci_watch(why, sizeof(why));
-        else
-            n = race_watch_instances(s, plain_found, NULL, why, sizeof(why));
-        /* The default watch in a program that is no Ruby at all has nothing to say. */
-        if (n <= 0 && !(race_ruby_state == RACE_RACTOR_NOT_RUBY && strcmp(list, "rb_vm_ci_lookup") == 0))
+        race_watch_installer install = client(s);
+        int n = install ? install(s, why, sizeof(why)) : race_watch_instances(s, plain_found, NULL, why, sizeof(why));
+        if (n == RACE_WATCH_NOT_HERE ? race_opt.RACE_VERBOSE : n <= 0)
             race_notice("cannot watch ", s, ": ", why[0] ? why : "not found in any object loaded at start-up");
     }
 }

@@ -1,6 +1,7 @@
-/* watch.h - what watch.c offers the checks built on it (ruby_ci.c): finding every
- * instance of a function in the loaded objects, installing a probe with its record in
- * the trace, and attaching a check to it. Start-up only, except the accessors. */
+/* watch.h - what watch.c offers the checks built on it: registering for a function
+ * name, finding every instance of a function in the loaded objects, installing a probe
+ * with its record in the trace, and attaching a check to it. Start-up only, except the
+ * accessors. watch.c knows no check by name: checks register themselves. */
 #ifndef RACE_WATCH_H
 #define RACE_WATCH_H
 
@@ -29,8 +30,13 @@ const char *race_watch_chain(const struct race_watch_probe *p);
 int race_watch_regno(const struct race_watch_probe *p);
 int race_watch_disp(const struct race_watch_probe *p);
 
-/* ruby_ci.c */
-int race_ruby_ci_wanted(void);
-int race_ruby_ci_watch(char *why, size_t why_cap);
+/* A check takes over the watch of one function: when RACE_WATCH names FUNC, install()
+ * runs instead of the plain watch. It returns how many instances it probed, 0 with the
+ * reason in why (a notice says so), or RACE_WATCH_NOT_HERE: the function cannot be in
+ * this process (why says why; a notice only with RACE_VERBOSE). Register before
+ * race_watch_init; returns 0, or -1 when the registry is full. */
+#define RACE_WATCH_NOT_HERE (-1)
+typedef int (*race_watch_installer)(const char *func, char *why, size_t why_cap);
+int race_watch_register(const char *func, race_watch_installer install);
 
 #endif

@@ -1,0 +1,88 @@
+/* ruby.h - what race knows about CRuby: the per-version layout row (the table itself
+ * is in ruby.c), the Ractor-id read done on every event, and the prototypes of the
+ * Ruby files (ruby.c: layout and Ractor ids; ruby_ci.c: the stale call-info check).
+ * Nothing here allocates or locks; the inline read only loads, through loads that may
+ * fault. Never calls Ruby's API. */
+#ifndef RACE_RUBY_H
+#define RACE_RUBY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shim.h"
+
+/* One row per Ruby major.minor (x86-64). Each number names the header it comes from;
+ * `verified` says on which releases and how it was checked. Adding a version is one row
+ * in ruby.c plus its test (tests/t_rubyNN.sh). */
+struct race_ruby_layout {
+    int major, minor;
+    const char *verified;
+    /* The Ractor id: vm_core.h rb_execution_context_t.thread_ptr, rb_thread_t.ractor;
+     * ractor_core.h rb_ractor_t.pub.id (uint32_t). */
+    uint32_t ec_thread, thread_ractor, ractor_id;
+    /* Their start-up validation: vm_core.h rb_thread_t.vm, rb_vm_t.ractor.main_ractor. */
+    uint32_t thread_vm, vm_main_ractor;
+    /* vm_method.c: rb_vm_ci_lookup and vm->ci_table exist (call-infos are shared, and
+     * their kwarg blocks reference-counted). 0: no call-info check applies. */
+    int ci_table;
+    /* vm_callinfo.h: struct rb_callinfo .kwarg and its size; struct rb_callinfo_kwarg
+     * .references (0 where the field does not exist) and .keywords. */
+    uint32_t ci_kwarg, ci_size, kwarg_refs, kwarg_keywords;
+    /* An object's flags word (include/ruby/internal/value_type.h RUBY_T_MASK,
+     * RUBY_T_IMEMO; fl_type.h RUBY_FL_USHIFT; internal/imemo.h IMEMO_MASK and
+     * enum imemo_type's imemo_callinfo, 0 where not checked: no slot checks then). */
+    uint64_t t_mask, t_imemo;
+    uint32_t imemo_shift, imemo_mask, imemo_callinfo;
+    /* A static Symbol (special_consts.h): its low RUBY_SPECIAL_SHIFT bits are
+     * RUBY_SYMBOL_FLAG (the flonum layout of 64-bit builds). */
+    uint32_t special_bits, symbol_flag;
+    /* Ruby-level frames will add rb_control_frame_t's fields here. */
+};
+
+/* ruby.c */
+void race_ruby_init(void);
+const struct race_ruby_layout *race_ruby_layout(void); /* NULL: no Ruby, or not in the table */
+void race_ruby_header(struct race_hdr *h);
+uint32_t race_ractor_slow(void);
+extern int race_ruby_state;
+extern int race_ruby_pending;
+extern intptr_t race_ec_tpoff;
+extern const uint32_t *race_ractor_off;
+extern void *const *race_vm_ptr;
+
+/* ruby_ci.c: the stale call-info check, registered with watch by race_ruby_init */
+void race_ruby_ci_register(void);
+extern int race_ruby_ci_active;
+int race_ruby_kwarg_shaped(const void *p, size_t usable);
+void race_ruby_ci_kept(void);
+void race_ruby_ci_summary(void);
+
+static inline int race_ruby_static_sym(const struct race_ruby_layout *l, uint64_t v)
+{
+    return (v & ((1ull << l->special_bits) - 1)) == l->symbol_flag;
+}
+
+/* The Ractor id of the running code, 0 when unknown. */
+static inline uint32_t race_ractor_id(void)
+{
+    if (unlikely(race_ruby_state != RACE_RACTOR_VALID))
+        return race_ruby_pending ? race_ractor_slow() : 0;
+    if (race_vm_ptr && !*race_vm_ptr)
+        return 0; /* VM torn down: the ec may point at freed memory */
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    /* The ec in TLS can be stale: a native thread Ruby 3.1 keeps for reuse still holds
+     * its last Ruby thread's ec, freed, whose memory now belongs to anything. So every
+     * hop is a load that may fault (arch_x86.h), and none follows a pointer into the
+     * guarded pool (PROT_NONE slots are findings, not misses). */
+    uint64_t ec = *(const uint64_t *)(tp + race_ec_tpoff), th, r, id;
+    if (!ec || race_pool_owns((void *)ec) || !race_arch_load((void *)(ec + race_ractor_off[0]), &th))
+        return 0;
+    if (!th || race_pool_owns((void *)th) || !race_arch_load((void *)(th + race_ractor_off[1]), &r))
+        return 0;
+    if (!r || race_pool_owns((void *)r) || !race_arch_load((void *)(r + race_ractor_off[2]), &id))
+        return 0;
+    return (uint32_t)id;
+}
+
+#endif
