@@ -17,7 +17,11 @@
 
 /* The first findings are printed whole; after them a storm costs one summary line a
  * second on stderr, and one at exit: everything is counted in the trace. */
-#define REPORTS_FULL 16
+#ifndef RACE_REPORTS_FULL /* bench/storm.sh builds a librace.so with 0: reporting suppressed */
+#define RACE_REPORTS_FULL 16
+#endif
+#define REPORTS_FULL RACE_REPORTS_FULL
+static const uint64_t reports_full = REPORTS_FULL; /* a variable: 0 must not warn */
 /* Distinct findings remembered for counting (a power of two). Past that, a finding is
  * recorded and printed (or summarized) every time it is seen. */
 #define SEEN_CAP 4096u
@@ -486,7 +490,7 @@ void race_finding_report(struct race_finding *f, const void *uc)
             drain(e);
         }
         int printed = 0;
-        if (__atomic_fetch_add(&n_reports, 1, __ATOMIC_RELAXED) < REPORTS_FULL && out_take(1)) {
+        if (__atomic_fetch_add(&n_reports, 1, __ATOMIC_RELAXED) < reports_full && out_take(1)) {
             struct out o = {out_buf, 0, sizeof(out_buf)};
             report(&o, f);
             flush(&o);
