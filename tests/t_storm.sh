@@ -75,9 +75,14 @@ eq "concurrent: exits 0" "$rc" 0
 reads=$(awk '{print $2}' "$T/conc/out") poisoned=$(awk '{print $4}' "$T/conc/out")
 mapfile -t F < <(facts conc)
 eq "concurrent: each (type, pc, block) recorded once" "${F[1]:-x}" "${F[0]:-y}"
-# every read that saw poison faulted; a read can also fault and see the slot's next
-# block, when the thread was preempted for a whole round of 60 other slots
-ge "concurrent: the counts cover every read that saw poison ($poisoned of $reads)" "${F[4]:-0}" "${poisoned:-1}"
+# Exact counts are the serial run's: here a thread preempted between its free and its
+# read for a whole round of the 60 other slots reads a block that is its slot's next
+# tenant's (a read that sees poison another thread's fault put there, or faults on a
+# block it never freed). Every iteration's free still leaves a PROT_NONE page whose
+# first read faults unless the slot is reused first, so the counts go far past the 64
+# findings: repeats were counted, not reported.
+ge "concurrent: repeats were counted (${F[4]:-0} sightings of ${F[0]:-0} findings; $poisoned of $reads reads saw poison)" \
+    "${F[4]:-0}" $(( ${F[0]:-0} * 10 ))
 ge "concurrent: poison was seen" "${poisoned:-0}" 1
 e=$T/conc/err
 check "concurrent: at most 16 reports in full" test "$(grep -c '^==[0-9]*==ERROR: race: ' "$e")" -le 16
