@@ -8,10 +8,10 @@ WARN    := -std=gnu11 -Wall -Wextra -Werror
 CPPFLAGS += -Icommon
 
 SHIM_SRC := $(sort $(wildcard shim/*.c))
-SHIM_HDR := $(wildcard shim/*.h shim/*.def) common/race_trace.h
+SHIM_HDR := $(wildcard shim/*.h shim/*.def common/*.h)
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
-ANA_HDR  := $(filter-out analyze/options.gen.h,$(wildcard analyze/*.h)) common/race_trace.h analyze/options.gen.h
+ANA_HDR  := $(filter-out analyze/options.gen.h,$(wildcard analyze/*.h)) $(wildcard common/*.h) analyze/options.gen.h
 ANA_LIBS := -ldw -lelf -lm
 
 all: shim/librace.so analyze/race
