@@ -10,10 +10,10 @@ CPPFLAGS += -Icommon
 # shim/probe/ is the probe engine and the debug-info readers: the unit tests link them
 # alone; -Ishim/probe lets the rest of the shim include probe.h and debuginfo.h by name.
 SHIM_SRC := $(sort $(wildcard shim/*.c shim/probe/*.c))
-SHIM_HDR := $(wildcard shim/*.h shim/probe/*.h) common/race_trace.h common/options.def
+SHIM_HDR := $(wildcard shim/*.h shim/probe/*.h common/*.h) common/options.def
 SHIM_LIBS := -lunwind -ldw -lelf -lZydis -ldl -lpthread
 ANA_SRC  := $(sort $(wildcard analyze/*.c))
-ANA_HDR  := $(wildcard analyze/*.h) common/race_trace.h common/options.def
+ANA_HDR  := $(wildcard analyze/*.h common/*.h) common/options.def
 ANA_LIBS := -ldw -lelf -lZydis -lm
 
 all: shim/librace.so analyze/race
@@ -50,6 +50,24 @@ smoke: all
 run: all
 	tests/demo.sh
 
+# Coverage-guided fuzzing of the trace reader (libFuzzer, clang): `make fuzz FUZZ_SECONDS=N`
+# reads tests/fuzz-corpus/ and writes what it finds new to tests/out/fuzz-corpus/ and
+# any crashing input to tests/out/fuzz-crash-*; `make test` replays the kept corpus
+# (tests/t_fuzz_replay.sh). Keep a new input with `cp` into tests/fuzz-corpus/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(filter-out analyze/main.c,$(ANA_SRC))
+tests/bin/fuzz-reader: tests/fuzz/reader_target.c $(FUZZ_SRC) $(ANA_HDR) | .deps-stamp
+	@mkdir -p tests/bin
+	$(FUZZ_CC) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer $(CPPFLAGS) -Ianalyze -o $@ $< $(FUZZ_SRC) $(ANA_LIBS)
+
+fuzz: tests/bin/fuzz-reader
+	@mkdir -p tests/out/fuzz-corpus
+	tests/bin/fuzz-reader -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=3 -rss_limit_mb=2048 \
+	    -timeout=20 -max_len=1200000 -artifact_prefix=tests/out/fuzz- \
+	    tests/out/fuzz-corpus tests/fuzz-corpus
+
 bench: all $(TEST_BIN)
 	bench/run.sh
 
@@ -61,4 +79,4 @@ install: all
 clean:
 	rm -rf shim/librace.so analyze/race analyze/race-asan tests/bin tests/out bench/out
 
-.PHONY: all test smoke run bench install clean
+.PHONY: all test smoke run bench install clean fuzz

@@ -278,7 +278,8 @@ struct race_member {
     int trace;
     size_t index;
     char *key;
-    size_t group, count;
+    size_t group, count;  /* group number; members in it (kept on the first) */
+    uint64_t seen;        /* this finding's count; on the first, the group's sum */
 };
 struct race_member *group_findings(struct race_trace **t, struct race_sym **sym, int n, size_t total);
 void finding_title(FILE *out, const struct race_finding *f); /* "KIND on address 0x.. at pc 0x.." */

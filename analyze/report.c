@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "race.h"
+#include "race_words.h"
 
 #define INDENT "    "
 
@@ -17,52 +18,15 @@ static double ms_of(const struct race_trace *t, uint64_t ts)
     return (double)clock_ns(&t->clock, ts) / 1e6;
 }
 
-static const char *access_name(unsigned a)
-{
-    return a == RACE_ACCESS_READ ? "READ" : a == RACE_ACCESS_WRITE ? "WRITE" : "ACCESS";
-}
-
-static bool is_free_finding(unsigned type)
-{
-    return type == RACE_FIND_DOUBLE_FREE || type == RACE_FIND_INVALID_FREE;
-}
-
 /* always_ractor: say "(Ractor unknown)" rather than nothing, where which Ractor it was
  * is the point (a stale call-info is one Ractor freeing what another still reads). */
 static void who(uint32_t tid, uint32_t ractor, bool always_ractor)
 {
-    printf("thread %u", tid);
+    printf(RACE_W_THREAD "%u", tid);
     if (ractor)
-        printf(" (Ractor %u)", ractor);
+        printf(RACE_W_RACTOR "%u)", ractor);
     else if (always_ractor)
-        printf(" (Ractor unknown)");
-}
-
-/* A stale-call-info finding's detail starts with the watched function, then its inline
- * chain ("rb_vm_ci_lookup <- vm_ci_new_ <- ...: kwarg references++ at 0x..."). Returns
- * the name's length, 0 if the detail does not start with one. */
-static size_t watched_name(const char *detail)
-{
-    size_t n = 0;
-    while ((detail[n] >= 'a' && detail[n] <= 'z') || (detail[n] >= 'A' && detail[n] <= 'Z') ||
-           (detail[n] >= '0' && detail[n] <= '9') || detail[n] == '_' || detail[n] == '.')
-        n++;
-    return n;
-}
-
-/* What a watched function's check probe reads, by function: the freed thing it was
- * handed. */
-static const char *watched_what(const char *name, size_t len)
-{
-    static const struct {
-        const char *func, *what;
-    } known[] = {
-        {"rb_vm_ci_lookup", "kwarg block"},
-    };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strlen(known[i].func) == len && memcmp(known[i].func, name, len) == 0)
-            return known[i].what;
-    return "block";
+        printf(RACE_W_RACTOR_UNKNOWN);
 }
 
 /* "rb_vm_ci_lookup was handed a freed kwarg block" */
@@ -76,24 +40,18 @@ uint64_t free_pc_exact(const struct race_finding *f)
 /* What the detector saw, by subtype (version 2 traces have none: the generic words). */
 static void text_stale_ci(const struct race_finding *f)
 {
-    size_t len = watched_name(f->detail);
-    if (f->subtype == RACE_SUB_CI_GC_MARK) {
-        printf("the GC is marking a reference to a call-info whose slot a sweep freed (Ruby "
-               "aborts next: try to mark T_NONE object)");
+    unsigned sub = race_w_stale_sub(f), len = race_w_watched_len(f->detail);
+    if (race_w_stale_whole(sub)) {
+        fputs(race_w_stale_whole(sub), stdout);
         return;
     }
     if (len)
         text_str(stdout, f->detail, len);
     else
-        printf("a watched function");
-    if (f->subtype == RACE_SUB_CI_SWEPT)
-        printf(" was about to be handed the kwarg of a call-info whose slot the GC swept "
-               "(read from the caller's call data)");
-    else if (f->subtype == RACE_SUB_CI_NO_KWARG)
-        printf(" was handed a kwarg pointer to no kwarg block: the call-info it was read from is "
-               "gone (swept by the GC, its slot reused)");
-    else
-        printf(" was handed a freed %s", watched_what(f->detail, len));
+        fputs(RACE_W_WATCHED_UNKNOWN, stdout);
+    fputs(race_w_stale_tail(sub), stdout);
+    if (race_w_stale_names_what(sub))
+        fputs(race_w_watched_what(f->detail, len), stdout);
 }
 
 /* The first frame with a function, for the SUMMARY line, as ASan does. */
@@ -105,7 +63,7 @@ static void summary_where(struct race_trace *t, struct race_sym *sym, const stru
         return;
     struct race_frame fr;
     sym_frame(sym, st.pc[0], f->ts, f->pc && st.pc[0] == f->pc, &fr);
-    printf(" in ");
+    printf(RACE_W_SUMMARY_IN);
     if (fr.func)
         text_str(stdout, fr.func, strlen(fr.func));
     else if (fr.module)
@@ -119,39 +77,36 @@ static void summary_where(struct race_trace *t, struct race_sym *sym, const stru
     }
 }
 
-/* The text report's first line, less its "==race== ERROR: " (SARIF's message too). */
+/* The text report's first line, less its "==PID==ERROR: race: " (SARIF's message too). */
 void finding_title(FILE *out, const struct race_finding *f)
 {
-    fprintf(out, "%s on address 0x%llx", race_find_name(f->type), (unsigned long long)f->addr);
+    fprintf(out, "%s" RACE_W_ON_ADDRESS "0x%llx", race_find_name(f->type), (unsigned long long)f->addr);
     if (f->pc)
-        fprintf(out, " at pc 0x%llx", (unsigned long long)f->pc);
+        fprintf(out, RACE_W_AT_PC "0x%llx", (unsigned long long)f->pc);
 }
 
 static void text_finding(struct race_trace *t, struct race_sym *sym, const struct race_findrec *fr)
 {
     const struct race_finding *f = &fr->f;
     const char *name = race_find_name(f->type);
-    printf("==race== ERROR: ");
+    printf(RACE_W_HEAD_PRE "%d" RACE_W_HEAD_POST, t->hdr.pid);
     finding_title(stdout, f);
     printf("\n");
-    if (is_free_finding(f->type)) {
-        printf("%s 0x%llx by ", f->type == RACE_FIND_DOUBLE_FREE ? "attempting double-free on"
-                                : "attempting free of an address that is not a block's start:",
-               (unsigned long long)f->addr);
-    } else if (f->type == RACE_FIND_OVERFLOW_AT_FREE) {
-        printf("a byte after the block was overwritten (seen when it was freed) at 0x%llx; free by ",
-               (unsigned long long)f->addr);
+    const char *open = race_w_opening(f->type);
+    if (open) {
+        fputs(open, stdout);
     } else {
-        printf("%s of size ", access_name(f->access));
+        printf("%s" RACE_W_OF_SIZE, race_w_access(f->access));
         if (f->access_size)
             printf("%u", f->access_size);
         else
-            printf("?");
-        printf(" at 0x%llx by ", (unsigned long long)f->addr);
+            printf(RACE_W_SIZE_UNKNOWN);
+        printf(RACE_W_AT);
     }
+    printf("0x%llx%s", (unsigned long long)f->addr, race_w_by(f->type));
     bool stale = f->type == RACE_FIND_STALE_CI;
     who(f->tid, f->ractor, stale);
-    printf(" at %.3f ms:", ms_of(t, f->ts));
+    printf(RACE_W_AT "%.3f" RACE_W_MS ":", ms_of(t, f->ts));
     if (stale) {
         putchar(' ');
         text_stale_ci(f);
@@ -160,37 +115,38 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
     stack_text(t, sym, f->stack, f->ts, f->pc, INDENT);
     if (f->block_addr) {
         uint64_t a = f->addr, b = f->block_addr, end = f->block_addr + f->block_size;
-        printf("\n0x%llx is located ", (unsigned long long)a);
+        printf("\n0x%llx" RACE_W_LOCATED, (unsigned long long)a);
         if (a < b)
-            printf("%llu bytes before", (unsigned long long)(b - a));
+            printf("%llu" RACE_W_BYTES_BEFORE, (unsigned long long)(b - a));
         else if (a >= end)
-            printf("%llu bytes after", (unsigned long long)(a - end));
+            printf("%llu" RACE_W_BYTES_AFTER, (unsigned long long)(a - end));
         else
-            printf("%llu bytes inside of", (unsigned long long)(a - b));
-        printf(" %llu-byte region [0x%llx,0x%llx)\n", (unsigned long long)f->block_size,
+            printf("%llu" RACE_W_BYTES_INSIDE, (unsigned long long)(a - b));
+        printf(" %llu" RACE_W_REGION "0x%llx,0x%llx)\n", (unsigned long long)f->block_size,
                (unsigned long long)b, (unsigned long long)end);
     }
     if (f->free_ts) {
-        printf("\nfreed by ");
+        printf("\n" RACE_W_FREED_BY);
         who(f->free_tid, f->free_ractor, stale);
-        printf(" via %s at %.3f ms", race_entry_name(f->free_entry), ms_of(t, f->free_ts));
+        printf(RACE_W_VIA "%s" RACE_W_AT "%.3f" RACE_W_MS, race_entry_name(f->free_entry),
+               ms_of(t, f->free_ts));
         if (f->ts >= f->free_ts)
-            printf(" (%.3f ms before)", ms_of(t, f->ts) - ms_of(t, f->free_ts));
+            printf(RACE_W_BEFORE_PRE "%.3f" RACE_W_BEFORE_POST, ms_of(t, f->ts) - ms_of(t, f->free_ts));
         printf(":\n");
         stack_text(t, sym, f->free_stack, f->free_ts, free_pc_exact(f), INDENT);
     }
     if (f->alloc_ts) {
-        printf("\npreviously allocated by ");
+        printf("\n" RACE_W_ALLOCATED_BY);
         who(f->alloc_tid, f->alloc_ractor, false);
-        printf(" at %.3f ms:\n", ms_of(t, f->alloc_ts));
+        printf(RACE_W_AT "%.3f" RACE_W_MS ":\n", ms_of(t, f->alloc_ts));
         stack_text(t, sym, f->alloc_stack, f->alloc_ts, 0, INDENT);
     }
     if (f->detail[0]) {
-        printf("\ndetail: ");
+        printf("\n" RACE_W_DETAIL);
         text_str(stdout, f->detail, strlen(f->detail));
         putchar('\n');
     }
-    printf("\nSUMMARY: race: %s", name);
+    printf("\n" RACE_W_SUMMARY "%s", name);
     summary_where(t, sym, f);
     printf("\n");
 }
@@ -209,6 +165,13 @@ static void json_who(const struct race_trace *t, struct race_sym *sym, const cha
         json_cstr(stdout, bad);
     }
     putchar('}');
+}
+
+/* Times the process saw this finding (same type, pc and block): the shim records it
+ * once and counts the rest; a version-2 trace says 0 for once. */
+static uint64_t seen_of(const struct race_finding *f)
+{
+    return f->count ? f->count : 1;
 }
 
 static void json_finding(struct race_trace *t, struct race_sym *sym, const struct race_findrec *fr)
@@ -231,6 +194,7 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
         json_hex(stdout, f->pc);
     else
         printf("null");
+    printf(",\"count\":%llu", (unsigned long long)seen_of(f));
     printf(",\"time_ms\":%.6f,\"tid\":%u,\"ractor\":%u,\"stack_id\":%u,\"stack\":", ms_of(t, f->ts),
            f->tid, f->ractor, f->stack);
     const char *bad = stack_json(t, sym, f->stack, f->ts, f->pc);
@@ -267,7 +231,7 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
     else
         printf("null");
     if (f->type == RACE_FIND_STALE_CI) {
-        size_t len = watched_name(f->detail);
+        size_t len = race_w_watched_len(f->detail);
         printf(",\"watched\":");
         if (len)
             json_str(stdout, f->detail, len);
@@ -388,15 +352,20 @@ struct race_member *group_findings(struct race_trace **t, struct race_sym **sym,
             key_add(&key, head, strlen(head));
             key_stack(&key, t[i], sym[i], f->stack, f->ts, f->pc, UINT32_MAX);
             key_stack(&key, t[i], sym[i], f->free_stack, f->free_ts, free_pc_exact(f), UINT32_MAX);
-            m[k++] = (struct race_member){.trace = i, .index = j, .key = key.s};
+            m[k++] = (struct race_member){.trace = i, .index = j, .key = key.s, .seen = seen_of(f)};
         }
     qsort(m, total, sizeof *m, by_key);
     size_t g = 0;
     for (size_t a = 0; a < total;) {
-        size_t b = a;
-        while (b < total && strcmp(m[b].key, m[a].key) == 0)
+        size_t b = a + 1;
+        uint64_t seen = m[a].seen;
+        m[a].group = g;
+        while (b < total && strcmp(m[b].key, m[a].key) == 0) {
+            seen += m[b].seen;
             m[b++].group = g;
+        }
         m[a].count = b - a; /* the first in report order: sorted by place within the key */
+        m[a].seen = seen;
         g++;
         a = b;
     }
@@ -404,12 +373,24 @@ struct race_member *group_findings(struct race_trace **t, struct race_sym **sym,
     return m;
 }
 
-static size_t group_size(const struct race_member *m, size_t total, size_t group)
+static const struct race_member *group_first(const struct race_member *m, size_t total, size_t group)
 {
     for (size_t i = 0; i < total; i++)
         if (m[i].group == group && m[i].count)
-            return m[i].count;
-    return 1;
+            return &m[i];
+    return NULL;
+}
+
+/* "65239" -> "65,239" */
+static void print_grouped(uint64_t v)
+{
+    char d[24];
+    int n = snprintf(d, sizeof d, "%llu", (unsigned long long)v);
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0)
+            putchar(',');
+        putchar(d[i]);
+    }
 }
 
 /* Blocks (findings, summaries) are separated by one blank line. */
@@ -572,10 +553,12 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
     const struct race_crash *c = &x->cr->c;
     bool explained = x->nm > 0;
     if (explained)
-        printf("==race== ERROR: crash-after-free: %s on address 0x%llx at pc 0x%llx\n",
-               race_sig_name(c->sig), (unsigned long long)c->addr, (unsigned long long)c->pc);
+        printf(RACE_W_HEAD_PRE "%d" RACE_W_HEAD_POST "crash-after-free: %s" RACE_W_ON_ADDRESS
+               "0x%llx" RACE_W_AT_PC "0x%llx\n", t->hdr.pid, race_sig_name(c->sig),
+               (unsigned long long)c->addr, (unsigned long long)c->pc);
     else
-        printf("==race== crash, no recorded free explains it: %s on address 0x%llx at pc 0x%llx\n", race_sig_name(c->sig),
+        printf(RACE_W_HEAD_PRE "%d== race: crash, no recorded free explains it: %s" RACE_W_ON_ADDRESS
+               "0x%llx" RACE_W_AT_PC "0x%llx\n", t->hdr.pid, race_sig_name(c->sig),
                (unsigned long long)c->addr, (unsigned long long)c->pc);
     printf("%s (%s) in ", race_sig_name(c->sig), crash_code_name(c->sig, c->code));
     who(c->tid, c->ractor, false);
@@ -840,7 +823,8 @@ static void crashes_json(struct race_trace **t, struct race_sym **sym, const str
         const struct race_member *m = &cs->m[k];
         printf(k ? ",\n" : "\n");
         json_crash(t[m->trace], sym[m->trace], &cs->x[m->trace][m->index]);
-        printf(",\"group\":%zu,\"group_count\":%zu}", m->group, group_size(cs->m, cs->total, m->group));
+        const struct race_member *g = group_first(cs->m, cs->total, m->group);
+        printf(",\"group\":%zu,\"group_count\":%zu}", m->group, g ? g->count : (size_t)1);
     }
     printf("\n],\"ncrashes\":%zu,\"ncrash_after_free\":%zu,", cs->total, cs->explained);
 }
@@ -886,8 +870,9 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
             printf(i ? ",\n" : "\n");
             json_finding(t[m[i].trace], sym[m[i].trace], &t[m[i].trace]->find[m[i].index]);
             /* json_finding left the object open for these */
-            printf(",\"group\":%zu,\"group_count\":%zu}", m[i].group,
-                   group_size(m, findings, m[i].group));
+            const struct race_member *g = group_first(m, findings, m[i].group);
+            printf(",\"group\":%zu,\"group_count\":%zu,\"group_seen\":%llu}", m[i].group,
+                   g ? g->count : 1, (unsigned long long)(g ? g->seen : 1));
         }
         printf("\n],");
         crashes_json(t, sym, &cs);
@@ -908,6 +893,11 @@ int cmd_report(char **paths, int npaths, bool json, size_t *nfindings)
                 text_finding(t[i], sym[i], &t[i]->find[m[k].index]);
                 if (m[k].count > 1)
                     printf("(this finding, with the same use and free stacks, was seen %zu times)\n", m[k].count);
+                if (m[k].seen > m[k].count) {
+                    printf(RACE_W_MORE_TIMES_PRE);
+                    print_grouped(m[k].seen - 1);
+                    printf(RACE_W_MORE_TIMES_POST "\n");
+                }
             }
             if (report_last_ms > 0) { /* --last MS: last.c */
                 block();

@@ -452,7 +452,7 @@ static const char timeline_tail[] = R"HTML(</script>
 
     showFinding(i) {
       const f = this.tr.findings[i], from = this.tr.from_ms;
-      const lines = ["==race== ERROR: " + f.title];
+      const lines = ["ERROR: race: " + f.title];
       lines.push(f.access + (f.size ? " of size " + f.size : "") + " at " + f.addr + " by " +
         who(f.use.tid, f.use.ractor) + " at " + (from + f.use.t / 1e6).toFixed(3) + " ms:");
       lines.push(this.stackLines(f.use_stack, "(no stack recorded)"));
@@ -524,7 +524,7 @@ static const char timeline_tail[] = R"HTML(</script>
       click(tl, tl.xAt(f.use.t), tl.laneY(f.use.lane));
       const shown = tl.details.textContent;
       const top = (f.use_stack[0] || "").replace(/^#0 0x[0-9a-f]+ in /, "");
-      out.push("click-finding " + (shown.startsWith("==race== ERROR: " + f.title) ? "shown" : "not-shown"));
+      out.push("click-finding " + (shown.startsWith("ERROR: race: " + f.title) ? "shown" : "not-shown"));
       out.push("click-finding-stack " + (top && shown.includes(top) ? top : "missing"));
       out.push("finding-selected " + tl.items.querySelectorAll(".finding.selected").length);
       /* the newest event with an embedded stack */

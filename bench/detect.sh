@@ -227,7 +227,10 @@ racy_run() {
     reuse=$(echo "$v" | sed -n 's/.* reuse=\(-\{0,1\}[0-9]*\).*/\1/p')
     [ -n "$start" ] && [ -n "$reuse" ] && [ "$reuse" -lt "$start" ] && early=1
     delay=$(sed -n 's/^freed after \([0-9]*\) us$/\1/p' "$work_dir/stdout")
-    fault=$(sed -n 's/^freed by thread T[0-9]* via [a-z_]*, \([0-9]*\) us before:$/\1/p' "$work_dir/stderr" | head -n 1)
+    # "freed by thread N via free at 7.300 ms (0.475 ms before):" -> 475 (us)
+    fault=$(sed -n 's/^freed by thread [0-9]* via [a-z_]* at -\{0,1\}[0-9.]* ms (\([0-9]*\)\.\([0-9]*\) ms before):$/\1\2/p' \
+        "$work_dir/stderr" | head -n 1)
+    [ -n "$fault" ] && fault=$((10#$fault))
     echo "part=racy cfg=$c seed=$seed rc=$rc err=$err rep=$rep rrc=$rrc det=$((err & rep)) named=$named reused_first=$early $v${delay:+ delay=$delay}${fault:+ fault=$fault}" >>"$data"
 }
 

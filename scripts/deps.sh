@@ -2,10 +2,11 @@
 # Installs, from Debian's packages only, what building and testing race needs.
 # Idempotent and quick when everything is present: the Makefile runs it whenever
 # its stamp file is missing. Exit status: 0 ready, 1 a package could not be installed.
+# clang is for `make fuzz` only (libFuzzer).
 set -u
 pkgs="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libzydis-dev ruby ruby-dev
       libyaml-dev libssl-dev zlib1g-dev libffi-dev libgmp-dev dpkg-dev xz-utils util-linux gdb binutils
-      mariadb-server ruby-mysql2 heaptrack valgrind chromium python3-jsonschema"
+      mariadb-server ruby-mysql2 heaptrack valgrind clang chromium python3-jsonschema"
 # The report tests: chromium loads the HTML timeline headless; python3-jsonschema and the
 # SARIF multitool (npm, tests/sarif/tools.sh) validate the SARIF log.
 sarif_tools() {

@@ -2,7 +2,7 @@
  * (use after free, overflow, underflow), by whom (thread, Ractor, the stack unwound
  * from the signal context), and the slot's allocation and free. Then, as
  * RACE_ON_FINDING says, abort, or open the page (poisoned) and let the access
- * complete; each slot is reported once. Runs on the alternate signal stack:
+ * complete; a finding seen before (same type, pc, block) is only counted. Runs on the alternate signal stack:
  * async-signal-safe, no locks, no allocation. */
 #include <signal.h>
 #include <string.h>
@@ -22,13 +22,13 @@ int race_fault_handle(int sig, siginfo_t *si, void *uc)
     int slot = race_pool_classify((uintptr_t)si->si_addr, &f, &open_guard);
     if (slot < 0)
         return 0;
-    if (race_pool_reported(slot)) {
-        /* Reported already (another thread got there first): just let it through. */
-        return race_pool_open(slot, open_guard);
-    }
-    struct race_tls *t = &race_tls;
     f.addr = (uint64_t)(uintptr_t)si->si_addr;
     f.pc = race_arch_pc(uc);
+    /* Seen already (in a storm, or another thread got there first): counted, and let
+     * through without the unwinding a report costs. */
+    if (race_finding_again(&f))
+        return race_pool_open(slot, open_guard);
+    struct race_tls *t = &race_tls;
     f.access = race_arch_is_write(uc) ? RACE_ACCESS_WRITE : RACE_ACCESS_READ;
     f.access_size = race_arch_access_size(f.pc);
     f.tid = race_tid(t);

@@ -23,7 +23,7 @@ enum { SLOT_FRESH = 0, SLOT_LIVE = 1, SLOT_BUSY = 2, SLOT_FREED = 3 };
 
 struct slot {
     uint64_t addr, size;
-    uint32_t state, reported, guard_open, pad;
+    uint32_t state, guard_open;
     uint32_t alloc_tid, alloc_ractor, alloc_stack, free_tid, free_ractor, free_stack, free_entry;
     uint64_t alloc_ts, free_ts, free_seq;
 };
@@ -263,7 +263,6 @@ void *race_pool_alloc(size_t size, size_t align)
     struct race_tls *t = &race_tls;
     s->addr = (uint64_t)(uintptr_t)p;
     s->size = size;
-    s->reported = 0;
     s->alloc_tid = race_tid(t);
     s->alloc_ractor = race_ractor_id();
     s->alloc_stack = race_stack_capture();
@@ -408,7 +407,7 @@ int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard)
 }
 
 /* RACE_ON_FINDING=continue: makes the faulting page usable (a freed block comes back
- * filled with poison) so the access completes; each slot is reported once. */
+ * filled with poison) so the access completes. */
 int race_pool_open(int i, int open_guard)
 {
     struct slot *s = &slots[i];
@@ -421,9 +420,4 @@ int race_pool_open(int i, int open_guard)
         return 0;
     memset(d, 0xfd, data_size);
     return 1;
-}
-
-int race_pool_reported(int i)
-{
-    return __atomic_exchange_n(&slots[i].reported, 1, __ATOMIC_ACQ_REL);
 }

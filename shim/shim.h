@@ -152,7 +152,6 @@ void race_pool_free(void *p, unsigned entry);
 size_t race_pool_usable(const void *p);
 int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
 int race_pool_open(int slot, int open_guard);
-int race_pool_reported(int slot);
 /* The per-allocation sampling decision: one decrement and branch unless
  * RACE_GUARD_SITES asks to look at every allocation's stack. */
 static inline int race_guard_want(size_t n)
@@ -176,6 +175,9 @@ int race_quarantine_find_foreign(uintptr_t addr, struct race_finding *f);
 void race_findings_init(struct race_hdr *h);
 void race_findings_path(const char *path);
 void race_finding_report(struct race_finding *f, const void *uc);
+/* Seen before in this process (same type, pc and block)? Then it is counted and 1 is
+ * returned: the caller skips what a report needs (the stack). */
+int race_finding_again(const struct race_finding *f);
 
 /* signals.c: our SIGSEGV/SIGBUS handlers stay first; the program's are chained */
 void race_signals_init(void);

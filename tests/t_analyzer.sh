@@ -215,8 +215,10 @@ has_re "released chunk, bad checksum: named with its offset" "$T/rel.err" \
 "$RACE" report "$T/f.trace" > "$T/f.report" 2> "$T/f.err"
 eq "report: exits 1 with findings" "$?" 1
 eq "report: nothing on stderr" "$(cat "$T/f.err")" ""
+# the headline names the process, as the shim's report on stderr does
+fpid=$(sed -n 's/^  process    pid \([0-9]*\),.*/\1/p' "$T/f.report")
 has_line "report: ASan-shaped headline" "$T/f.report" \
-    "==race== ERROR: heap-use-after-free on address 0x7f0000001010"
+    "==$fpid==ERROR: race: heap-use-after-free on address 0x7f0000001010"
 has_line "report: the access, by whom and when" "$T/f.report" \
     "READ of size 8 at 0x7f0000001010 by thread 1002 (Ractor 2) at 0.300 ms:"
 has_re "report: the use stack, symbolized" "$T/f.report" "$(printf "$fr" 2 mk_middle_b "$mid_b" | sed 's/        /    /')"
@@ -367,7 +369,8 @@ check "race-asan: same dump of probe events" cmp -s "$T/p.stacks.jsonl" "$T/p.as
 "$RACE" report "$p" > "$T/p.report" 2> "$T/p.err"
 eq "stale call-info: report exits 1" "$?" 1
 eq "stale call-info: nothing on stderr" "$(cat "$T/p.err")" ""
-has_line "stale call-info: headline" "$T/p.report" "==race== ERROR: stale-call-info on address 0x7f0000003010"
+ppid_=$(sed -n 's/^  process    pid \([0-9]*\),.*/\1/p' "$T/p.report")
+has_line "stale call-info: headline" "$T/p.report" "==$ppid_==ERROR: race: stale-call-info on address 0x7f0000003010"
 has_line "stale call-info: the access, and what was handed to whom" "$T/p.report" \
     "READ of size 4 at 0x7f0000003010 by thread 1001 (Ractor 1) at 0.299 ms: rb_vm_ci_lookup was handed a freed kwarg block"
 has_line "stale call-info: where in the kwarg block" "$T/p.report" \

@@ -16,7 +16,7 @@ blk=$(awk '$1 == "crash_block" {print $2}' "$T/syn.counts")
 size=$(awk '$1 == "crash_block" {print $3}' "$T/syn.counts")
 "$RACE" report "$T/syn.trace" > "$T/syn.txt" 2>&1
 eq "synthetic: race report exits 1 (a crash-after-free is a finding)" "$?" 1
-check "synthetic: the ERROR line" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address 0x0 at pc 0x" "$T/syn.txt"
+check "synthetic: the ERROR line" grep -q "^==[0-9]*==ERROR: race: crash-after-free: SIGSEGV on address 0x0 at pc 0x" "$T/syn.txt"
 check "synthetic: the instruction decoded from the file" grep -q "^faulting instruction: mov 0x10(%rbx), %rax (READ of size 8 at " "$T/syn.txt"
 check "synthetic: the operand's address, 24 bytes into the block" \
     grep -q "^the faulting operand's address: 0x[0-9a-f]* is located 24 bytes inside of $size-byte region \[$blk," "$T/syn.txt"
@@ -34,7 +34,7 @@ eq "synthetic JSON: one crash-after-free, via the operand, freed by 1002" \
 eq "synthetic wild crash: race report exits 0 (not a finding)" "$?" 0
 check "synthetic wild crash: shown, explained by nothing" grep -q "^no recorded free explains it" "$T/wild.txt"
 check "synthetic wild crash: a crash line, no crash-after-free" \
-    bash -c "grep -q '^==race== crash, no recorded free explains it: SIGSEGV' '$T/wild.txt' && ! grep -q 'ERROR: crash-after-free' '$T/wild.txt'"
+    bash -c "grep -q '^==[0-9]*== race: crash, no recorded free explains it: SIGSEGV' '$T/wild.txt' && ! grep -q 'ERROR: race: crash-after-free' '$T/wild.txt'"
 
 # ---- real crashes: tests/crash_attrib MODE under the shim, unguarded
 # crash NAME MODE: $T/NAME/{out,err,tr/}, exit status in rc, report in $T/NAME/report(.json)
@@ -54,7 +54,7 @@ eq "uaf: the program dies of SIGSEGV" "$rc" 139
 eq "uaf: race report exits 1" "$report_rc" 1
 blk=$(field uaf block) freer=$(field uaf freer) user=$(field uaf user)
 addr=$(printf '0x%x' $((blk + 8)))
-check "uaf: crash-after-free on the address read ($addr)" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address $addr at pc" "$T/uaf/report"
+check "uaf: crash-after-free on the address read ($addr)" grep -q "^==[0-9]*==ERROR: race: crash-after-free: SIGSEGV on address $addr at pc" "$T/uaf/report"
 check "uaf: the crash is the user thread's ($user)" grep -q "^SIGSEGV (address not mapped) in thread $user at " "$T/uaf/report"
 check "uaf: 8 bytes inside the freed block" grep -q "is located 8 bytes inside of [0-9]*-byte region \[$blk," "$T/uaf/report"
 check "uaf: freed by the freeing thread ($freer) via free" grep -q "^freed by thread $freer via free at " "$T/uaf/report"
@@ -75,7 +75,7 @@ eq "double: glibc aborts" "$rc" 134
 check "double: glibc said why" grep -q "double free detected" "$T/double/err"
 eq "double: race report exits 1" "$report_rc" 1
 blk=$(field double block) freer=$(field double freer)
-check "double: crash-after-free, SIGABRT" grep -q "^==race== ERROR: crash-after-free: SIGABRT on address" "$T/double/report"
+check "double: crash-after-free, SIGABRT" grep -q "^==[0-9]*==ERROR: race: crash-after-free: SIGABRT on address" "$T/double/report"
 check "double: named a double free of the block" grep -q "^$blk was freed before: this is a double free of a [0-9]*-byte block" "$T/double/report"
 check "double: attributed to the first free (first_free's stack)" \
     bash -c "grep -A3 '^freed by thread $freer via free' '$T/double/report' | grep -q ' in first_free '"
@@ -86,7 +86,7 @@ check "double: the second free's stack names second_free" \
 crash wild wild
 eq "wild: SIGSEGV" "$rc" 139
 eq "wild: race report exits 0 (not a finding)" "$report_rc" 0
-check "wild: the crash is shown" grep -q "^==race== crash, no recorded free explains it: SIGSEGV on address 0x7ff0dead0000 at pc" "$T/wild/report"
+check "wild: the crash is shown" grep -q "^==[0-9]*== race: crash, no recorded free explains it: SIGSEGV on address 0x7ff0dead0000 at pc" "$T/wild/report"
 check "wild: no recorded free explains it" grep -q "^no recorded free explains it" "$T/wild/report"
 eq "wild: no false attribution (no match at all)" "$(json_get "$T/wild/report.json" 'd["crashes"].map { |c| c["matches"].size }.sum')" 0
 
@@ -111,7 +111,7 @@ check "ruby: Ruby's own [BUG] report is printed" grep -q "\[BUG\] Segmentation f
 "$RACE" report "$T/rb"/tr/race.*.trace > "$T/rb/report" 2>&1
 eq "ruby: race report exits 1" "$?" 1
 check "ruby: Ruby printed both Ractor ids ($freer, $reader)" test -n "$freer" -a -n "$reader" -a "$freer" != "$reader"
-check "ruby: crash-after-free" grep -q "^==race== ERROR: crash-after-free: SIGSEGV on address" "$T/rb/report"
+check "ruby: crash-after-free" grep -q "^==[0-9]*==ERROR: race: crash-after-free: SIGSEGV on address" "$T/rb/report"
 check "ruby: the crash is the reading Ractor's ($reader)" grep -q "^SIGSEGV (address not mapped) in thread [0-9]* (Ractor $reader) at " "$T/rb/report"
 check "ruby: freed by the freeing Ractor ($freer)" grep -q "^freed by thread [0-9]* (Ractor $freer) via free at " "$T/rb/report"
 check "ruby: 16 bytes inside the block (race_victim_read reads p[2])" grep -q "is located 16 bytes inside of [0-9]*-byte region" "$T/rb/report"
@@ -167,7 +167,7 @@ while [ $procs -lt 60 ] && { [ $procs -lt 10 ] || [ $explained -lt 9 ]; }; do
         stacked=$((stacked + ${C[2]:-0} - ${C[5]:-0}))
     else
         bad="$bad $procs"
-        "$RACE" report "$d"/tr/race.*.trace 2>&1 | sed -n '/^==race==/,/^SUMMARY/p' | head -30 | sed 's/^/# report: /'
+        "$RACE" report "$d"/tr/race.*.trace 2>&1 | sed -n '/^==[0-9]*==/,/^SUMMARY/p' | head -30 | sed 's/^/# report: /'
     fi
 done
 echo "# mysql2: $procs processes, $crashed crashed, $explained explained, $attributed attributed to the closing thread's free ($with_close of $stacked free stacks recorded name mysql_close)"

@@ -19,10 +19,10 @@ for mode in read write; do
     for i in $(seq 20); do
         run_bug $mode abort
         [ "$rc" = 134 ] && grep -q "==ERROR: race: heap-use-after-free on address" "$T/err" && found=$((found + 1))
-        if grep -q "^$access of size 8 at 0x[0-9a-f]* by thread T$(tid use):" "$T/err" &&
+        if grep -q "^$access of size 8 at 0x[0-9a-f]* by thread $(tid use) at [0-9.]* ms:" "$T/err" &&
            grep -q "is located 8 bytes inside of 48-byte region" "$T/err" &&
-           grep -q "^freed by thread T$(tid free) via free, [0-9]* us before:" "$T/err" &&
-           grep -q "^previously allocated by thread T$(tid alloc):" "$T/err"; then
+           grep -q "^freed by thread $(tid free) via free at [0-9.]* ms ([0-9.]* ms before):" "$T/err" &&
+           grep -q "^previously allocated by thread $(tid alloc) at [0-9.]* ms:" "$T/err"; then
             exact=$((exact + 1))
         fi
     done
@@ -38,8 +38,8 @@ check "RACE_ON_FINDING=continue: says it goes on" grep -q "RACE_ON_FINDING=conti
 
 run_bug double continue
 eq "double free: one report" "$(nreports)" 1
-check "double free: named, with the second free's thread" grep -q "^attempting double-free on 0x[0-9a-f]* in thread T$(tid free):" "$T/err"
-check "double free: shows the first free" grep -q "^freed by thread T$(tid free) via free" "$T/err"
+check "double free: named, with the second free's thread" grep -q "^attempting double-free on 0x[0-9a-f]* by thread $(tid free) at [0-9.]* ms:" "$T/err"
+check "double free: shows the first free" grep -q "^freed by thread $(tid free) via free" "$T/err"
 eq "double free: the program goes on" "$(tail -1 "$T/out")" done
 # Two threads free the block at once: the loser may find the winner still inside its
 # free, recording itself; the report must still name the first free (20 runs; 2 in 20
@@ -48,7 +48,7 @@ named=0
 for i in $(seq 20); do
     env LD_PRELOAD="$SHIM" RACE_DIR="$T" RACE_GUARD_SITES=make_victim RACE_ON_FINDING=continue \
         "$BIN/uaf_threads" together > /dev/null 2> "$T/tog.err"
-    grep -q '^attempting double-free' "$T/tog.err" && grep -q '^freed by thread T[0-9]* via free' "$T/tog.err" &&
+    grep -q '^attempting double-free' "$T/tog.err" && grep -q '^freed by thread [0-9]* via free' "$T/tog.err" &&
         named=$((named + 1))
     rm -f "$T"/race.*.trace
 done

@@ -14,9 +14,9 @@ eq "cross-Ractor use-after-free: the program completes (continue)" "$?" 0
 freer=$(awk '/^freer/ {print $2}' "$T/out"); reader=$(awk '/^reader/ {print $2}' "$T/out")
 check "Ruby reports two different Ractors ($freer, $reader)" test -n "$freer" -a -n "$reader" -a "$freer" != "$reader"
 eq "one report" "$(grep -c '==ERROR: race: heap-use-after-free' "$T/err")" 1
-check "the read is by the reading Ractor" grep -q "^READ of size 8 at 0x[0-9a-f]* by thread T[0-9]* (Ractor $reader):" "$T/err"
-check "the free is by the freeing Ractor" grep -q "^freed by thread T[0-9]* (Ractor $freer) via free" "$T/err"
-check "allocated by the freeing Ractor" grep -q "^previously allocated by thread T[0-9]* (Ractor $freer):" "$T/err"
+check "the read is by the reading Ractor" grep -q "^READ of size 8 at 0x[0-9a-f]* by thread [0-9]* (Ractor $reader) at [0-9.]* ms:" "$T/err"
+check "the free is by the freeing Ractor" grep -q "^freed by thread [0-9]* (Ractor $freer) via free" "$T/err"
+check "allocated by the freeing Ractor" grep -q "^previously allocated by thread [0-9]* (Ractor $freer) at [0-9.]* ms:" "$T/err"
 check "the use stack starts in uafext.so" bash -c "grep -A1 '^READ of size' '$T/err' | tail -1 | grep -q 'uafext.so+0x'"
 check "the read returned poison, not the old contents" grep -q '^value 0xfdfdfdfdfdfdfdfd$' "$T/out"
 

@@ -33,7 +33,7 @@ env LD_PRELOAD="$SHIM" RACE_DIR="$T/a" RACE_GUARD_SITES=make_victim RACE_ON_FIND
 tr=$(one_trace "$T/a")
 "$RACE" report --html "$T/a.html" "$tr" > "$T/a.txt"
 eq "--html: exit 1 (findings), as the report" "$?" 1
-check "--html: the text report still on stdout" grep -q '^==race== ERROR: heap-use-after-free' "$T/a.txt"
+check "--html: the text report still on stdout" grep -q '^==[0-9]*==ERROR: race: heap-use-after-free' "$T/a.txt"
 check "--html: the page written" test -s "$T/a.html"
 eq "self-contained: no script, style, image, font or frame fetched (no src=, href=, url(, @import)" \
     "$(grep -ciE '<script[^>]* src=|<link|<img|<iframe|url\(|@import' "$T/a.html")" 0
@@ -54,7 +54,7 @@ check "threads: ... with its use stack (use_victim)" test "$(st a click-finding-
 eq "threads: ... and selected it in the list" "$(st a finding-selected)" 1
 eq "threads: a click on an event showed its stack" "$(st a click-event)" stack-shown
 d=$(details a)
-check "threads: the details show the report's first line" grep -q "<pre class=\"details\">==race== ERROR: heap-use-after-free on address 0x[0-9a-f]* at pc 0x" <<< "$d"
+check "threads: the details show the report's first line" grep -q "<pre class=\"details\">ERROR: race: heap-use-after-free on address 0x[0-9a-f]* at pc 0x" <<< "$d"
 check "threads: ... the use stack (use_victim, uaf_threads.c)" grep -q "^    #0 0x[0-9a-f]* in use_victim $ROOT/tests/uaf_threads.c:[0-9]*$" <<< "$d"
 check "threads: ... the free stack (free_victim) on the freeing thread" \
     bash -c "grep -q '^freed by thread $freet via free at [0-9.]* ms' <<< '$d' && grep -q 'in free_victim ' <<< '$d'"
@@ -68,7 +68,7 @@ check "threads: a screenshot in tests/out/timeline.png" test -s "$OUT/timeline.p
 timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
     --dump-dom "file://$T/a.html#finding=0.0" > "$T/f.dom" 2> /dev/null
 check "#finding=0.0: the page opens on the finding, its stacks shown" \
-    grep -q '<pre class="details">==race== ERROR: heap-use-after-free on address' <<< "$(details f)"
+    grep -q '<pre class="details">ERROR: race: heap-use-after-free on address' <<< "$(details f)"
 
 # A use after free across two Ractors (Debian's Ruby 3.1, the uafext C extension).
 mkdir -p "$T/ext" "$T/r"

@@ -28,7 +28,7 @@ eq "a command that does not exist: 127" "$?" 127
 "$RACE" hunt --runs 5 --dir "$T/stale" -- "$BIN/crash_attrib" stale > "$T/stale.out" 2> "$T/stale.err"
 eq "racy C target: race hunt exits 66 (confirmed)" "$?" 66
 check "racy C target: confirmed within 2 runs" grep -q "^race hunt: confirmed in run [12] of 5" "$T/stale.out"
-check "racy C target: the report is a heap-use-after-free" grep -q "^==race== ERROR: heap-use-after-free on address" "$T/stale.out"
+check "racy C target: the report is a heap-use-after-free" grep -q "^==[0-9]*==ERROR: race: heap-use-after-free on address" "$T/stale.out"
 check "racy C target: use in use_stale, free in first_free" \
     bash -c "grep -q '#0 0x[0-9a-f]* in use_stale ' '$T/stale.out' && grep -A2 '^freed by thread' '$T/stale.out' | grep -q ' in first_free '"
 check "racy C target: with its allocation" grep -q "^previously allocated by thread" "$T/stale.out"
@@ -41,7 +41,7 @@ repro=${line#race run }
 mkdir -p "$T/repro"
 eval "\"$RACE\" run --dir \"$T/repro\" $repro" > "$T/repro.out" 2> "$T/repro.err"
 eq "racy C target: the printed race run line reproduces it (66)" "$?" 66
-check "racy C target: ... as a heap-use-after-free" grep -q "^==race== ERROR: heap-use-after-free" "$T/repro.err"
+check "racy C target: ... as a heap-use-after-free" grep -q "^==[0-9]*==ERROR: race: heap-use-after-free" "$T/repro.err"
 
 # mysql2's close/ping race (tests/mysql2/close_race.rb ping 20), race hunt with no flags:
 # a crash explained by a block mysql_close's thread freed leads to rb_nogvl as the site
@@ -76,7 +76,7 @@ while [ $hunt -lt 9 ] && [ -z "$pair" ]; do
             "$MYSQL2_RUBY" tests/mysql2/findings.rb "$fn" any)
         [ "${F[2]:-none}" != none ] && pair="${F[2]} $fn" && break
     done
-    [ -n "$pair" ] || "$RACE" report "$d/run-$run"/race.*.trace 2>&1 | sed -n '/^==race==/,/^SUMMARY/p' | head -40 | sed 's/^/# report: /'
+    [ -n "$pair" ] || "$RACE" report "$d/run-$run"/race.*.trace 2>&1 | sed -n '/^==[0-9]*==/,/^SUMMARY/p' | head -40 | sed 's/^/# report: /'
 done
 check "mysql2: race hunt confirms a finding between mysql_close and mysql_ping/mysql_store_result ($pair, hunt $hunt)" test -n "$pair"
 check "mysql2: it printed the race run line that reproduces it" grep -q "^  race run .* -- $MYSQL2_RUBY tests/mysql2/close_race.rb ping 20$" "$d.out"

@@ -22,6 +22,16 @@ trap 'exit 143' TERM
 # it makes the other thread's next read of it fault. RACE_WATCH=none: no probes,
 # whatever the default; this is the guarded pool's finding alone.
 GUARD=rb_nogvl
+# For the seed reproducer, sizes up to 64 KiB: libmariadb's network buffer (net_buffer_length 8192 + headers, about
+# 8200 bytes, allocated in mysql_real_connect, so inside rb_nogvl) is over the default
+# 4096-byte bound. Unguarded, it was freed twice when close raced a ping (both end in
+# end_server, which frees it), and glibc caught that double free ("double free or
+# corruption (!prev)") and aborted the process before the guarded state was touched:
+# the seed test's flake (issue 10). Guarded, that second free is a double-free finding
+# like the others, libc never sees it, and the process goes on. The slow modes keep
+# the default (1-4096): their race is deterministic, and with the buffer guarded too the
+# slow ping was once seen to end without touching the guarded state.
+SEED_SIZES=1-65536
 
 if ! mysql2_server_start; then
     not_ok "private mariadbd accepts connections" "$MYSQL2_ERROR"
@@ -36,7 +46,7 @@ run() {
     mkdir -p "$T/$name/tr"
     # in a subshell whose stderr is dropped: the shell's own "Aborted" notices stay out
     rc=$( (timeout -k 2 40 env LD_PRELOAD="$SHIM" RACE_DIR="$T/$name/tr" RACE_GUARD_SITES=$GUARD \
-        RACE_WATCH=none RACE_ON_FINDING="$on" "$MYSQL2_RUBY" tests/mysql2/close_race.rb "$@" \
+        RACE_GUARD_SIZES=${SIZES:-1-4096} RACE_WATCH=none RACE_ON_FINDING="$on" "$MYSQL2_RUBY" tests/mysql2/close_race.rb "$@" \
         > "$T/$name/out" 2> "$T/$name/err"; echo $?) 2>/dev/null)
 }
 # the thread ids the script printed: tid NAME LABEL
@@ -92,16 +102,23 @@ eq "slow-ping, continue: same result lines as without the shim" \
 # the other then reads the freed block or a pointer close already cleared (a NULL
 # dereference: no heap block, nothing for race to see; it still crashes the process),
 # changes from run to run. RACE_ON_FINDING=continue so one process reports every
-# block; up to 3 processes until a use-after-free has mysql_close's stack on one side
+# block; up to 6 processes until a use-after-free has mysql_close's stack on one side
 # and mysql_ping's on the other (bench/mysql2.sh measures the rate per process).
+# How often a process ends without that pair (a NULL dereference or another crash
+# first): 0 in 55 processes with these settings (2026-12-04, on this 2-core machine at
+# load 9 to 18, tests run beside), so q <= 3/55 = 0.055 (the 95% upper bound, rule of
+# three); independent processes all fail with q^6 <= 0.055^6 = 2.8e-8. Even at q = 0.1,
+# ten times the worst seen, 0.1^6 = 1e-6. The loop stops at the first success: one
+# process in nearly every run.
+TRIES=6
 before=$FAILS
-for try in 1 2 3; do
-    run seed continue ping 100
+for try in $(seq 1 $TRIES); do
+    SIZES=$SEED_SIZES run seed continue ping 100
     facts seed mysql_ping
     [ "${F[2]:-}" = heap-use-after-free ] && break
-    [ $try -lt 3 ] && rm -rf "$T/seed"
+    [ $try -lt $TRIES ] && rm -rf "$T/seed"
 done
-echo "# seed reproducer: process $try of 3, exit status $rc, $(grep -c '^[0-9]*: ' "$T/seed/out") iterations, ${F[0]:-0} findings"
+echo "# seed reproducer: process $try of $TRIES, exit status $rc, $(grep -c '^[0-9]*: ' "$T/seed/out") iterations, ${F[0]:-0} findings"
 eq "seed reproducer: a use-after-free between mysql_close and mysql_ping" "${F[2]:-}" heap-use-after-free
 if [ "${F[6]:-}" = mysql_close ]; then closer=${F[4]:-} other=${F[3]:-}; else closer=${F[3]:-} other=${F[4]:-}; fi
 eq "seed reproducer: the mysql_close side is the closing thread" "$closer" "$(tid seed close)"

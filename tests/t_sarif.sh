@@ -36,7 +36,7 @@ bug loop "$T/a"
 bug double "$T/a"
 "$RACE" report --sarif="$T/a.sarif" --source-root "$ROOT" "$T"/a/race.*.trace > "$T/a.txt"
 eq "--sarif=FILE: exit 1 (findings), as the report" "$?" 1
-check "--sarif=FILE: the text report still on stdout" grep -q '^==race== ERROR: heap-use-after-free' "$T/a.txt"
+check "--sarif=FILE: the text report still on stdout" grep -q '^==[0-9]*==ERROR: race: heap-use-after-free' "$T/a.txt"
 valid "three traces (read, loop, double free)" "$T/a.sarif"
 $CHECK facts "$T/a.sarif" > "$T/a.facts"
 eq "one result per finding group (7 findings, 3 groups)" "$(fact results "$T/a.facts")" 3
