@@ -97,6 +97,8 @@ static void report_stale(const struct race_regs *r, struct race_finding *f, unsi
     f->access_size = size;
     f->addr = addr;
     f->pc = r->rip;
+    if (race_finding_again(f))
+        return; /* seen before: counted, and a storm does not pay an unwind per hit */
     f->tid = race_tid(t);
     f->ractor = race_ractor_id();
     f->ts = race_now();
