@@ -1,8 +1,8 @@
 /* ruby_ci.c - the stale call-info check on rb_vm_ci_lookup. In a Ruby whose version
  * has the call-info table (3.3 on), every instance of rb_vm_ci_lookup, inlined ones
  * included, gets a breakpoint on its first touch of the kwarg block (the instruction
- * that does kwarg->references++: ../shared/ruby-internals.md explains why the entries
- * of inlined copies are not enough), and kwarg-shaped blocks freed through ruby_xfree
+ * that does kwarg->references++: docs/watch.md explains why the entries of
+ * inlined copies are not enough), and kwarg-shaped blocks freed through ruby_xfree
  * are kept in the quarantine with their free stack, so a lookup handed one is a
  * STALE_CI finding with the free that made it stale. In any other program a function
  * of that name is only watched, and checked where DWARF says its kwarg parameter is:

@@ -209,16 +209,6 @@ int race_watch_disp(const struct race_watch_probe *p)
     return p->disp;
 }
 
-uint64_t race_watch_addr(const struct race_watch_probe *p)
-{
-    return p->addr;
-}
-
-uint16_t race_watch_index(const struct race_watch_probe *p)
-{
-    return p->index;
-}
-
 const char *race_watch_chain(const struct race_watch_probe *p)
 {
     return p->chain;

@@ -24,8 +24,6 @@ struct race_watch_probe *race_watch_install(const char *func, int role, int inst
                                             uint64_t fn_size, const char *detail);
 void race_watch_set_check(struct race_watch_probe *p, int greg, int disp, race_watch_check check);
 uint64_t race_watch_reg(const struct race_regs *r, int greg);
-uint64_t race_watch_addr(const struct race_watch_probe *p);
-uint16_t race_watch_index(const struct race_watch_probe *p);
 const char *race_watch_chain(const struct race_watch_probe *p);
 int race_watch_regno(const struct race_watch_probe *p);
 int race_watch_disp(const struct race_watch_probe *p);
