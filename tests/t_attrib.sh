@@ -135,16 +135,7 @@ check "ruby: Ruby's abort is linked, not a crash of its own" grep -q "^then SIGA
 # seen in a batch (7 of 20), (1 - 0.35)^60 < 1e-11; fewer than 9 explained just
 # checks the majority of those.
 source tests/mysql2/server.sh
-if ! mysql2_have_deps; then
-    echo "# skip mysql2: $MYSQL2_MISSING"
-    finish
-fi
-trap 'mysql2_server_stop; rm -rf "$T"' EXIT
-if ! mysql2_server_start; then
-    not_ok "mysql2: private mariadbd accepts connections" "$MYSQL2_ERROR"
-    finish
-fi
-export MYSQL2_TEST_PORT=$MYSQL2_PORT
+mysql2_test_server
 procs=0 crashed=0 explained=0 attributed=0 stacked=0 with_close=0 bad=""
 while [ $procs -lt 60 ] && { [ $procs -lt 10 ] || [ $explained -lt 9 ]; }; do
     procs=$((procs + 1))

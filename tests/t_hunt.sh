@@ -51,16 +51,7 @@ check "racy C target: ... as a heap-use-after-free" grep -q "^==[0-9]*==ERROR: r
 # runs; allowing for a much worse per-hunt rate, 0.8 within 10 runs, up to 9 hunts fail
 # together with probability 0.2^9 < 1e-6. The first hunt that confirms ends the test.
 source tests/mysql2/server.sh
-if ! mysql2_have_deps; then
-    echo "# skip mysql2: $MYSQL2_MISSING"
-    finish
-fi
-trap 'mysql2_server_stop; rm -rf "$T"' EXIT
-if ! mysql2_server_start; then
-    not_ok "mysql2: private mariadbd accepts connections" "$MYSQL2_ERROR"
-    finish
-fi
-export MYSQL2_TEST_PORT=$MYSQL2_PORT
+mysql2_test_server
 hunt=0 pair=""
 while [ $hunt -lt 9 ] && [ -z "$pair" ]; do
     hunt=$((hunt + 1))

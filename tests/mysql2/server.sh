@@ -105,3 +105,19 @@ mysql2_server_stop() {
     [ -n "$MYSQL2_DIR" ] && rm -rf "$MYSQL2_DIR"
     MYSQL2_DIR=""
 }
+
+# For a test script (tests/lib.sh sourced): starts the private server for the rest of
+# the script, stopped (and $T removed) at exit; without its packages the script ends
+# here with a skip, and a server that does not start is one failure that ends it.
+mysql2_test_server() {
+    if ! mysql2_have_deps; then
+        echo "# skip mysql2: $MYSQL2_MISSING"
+        finish
+    fi
+    trap 'mysql2_server_stop; rm -rf "$T"' EXIT
+    if ! mysql2_server_start; then
+        not_ok "mysql2: private mariadbd accepts connections" "$MYSQL2_ERROR"
+        finish
+    fi
+    export MYSQL2_TEST_PORT=$MYSQL2_PORT
+}
