@@ -421,3 +421,13 @@ int race_pool_open(int i, int open_guard)
     memset(d, 0xfd, data_size);
     return 1;
 }
+
+/* For the signal handler: a slot the handler itself touched, closed again by another
+ * thread meanwhile. Opens it as race_pool_open does; 0 if addr is no slot's. */
+int race_pool_reopen(uintptr_t addr)
+{
+    struct race_finding f;
+    int open_guard = 0;
+    int i = race_pool_classify(addr, &f, &open_guard);
+    return i >= 0 && race_pool_open(i, open_guard);
+}

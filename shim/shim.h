@@ -152,6 +152,7 @@ void race_pool_free(void *p, unsigned entry);
 size_t race_pool_usable(const void *p);
 int race_pool_classify(uintptr_t addr, struct race_finding *f, int *open_guard);
 int race_pool_open(int slot, int open_guard);
+int race_pool_reopen(uintptr_t addr);
 /* The per-allocation sampling decision: one decrement and branch unless
  * RACE_GUARD_SITES asks to look at every allocation's stack. */
 static inline int race_guard_want(size_t n)

@@ -46,6 +46,14 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     int e = errno;
     int fault = si && si->si_code > 0 && race_crash_is_fatal(sig) && sig != SIGABRT;
     if (in_handler && fault) {
+        /* Opening a slot for a continue-mode access races with the slot's reuse on
+         * another thread, which may close it again under this handler's poisoning:
+         * open it again and go on; no finding, the shim made the access. */
+        if ((sig == SIGSEGV || sig == SIGBUS) && race_pool_owns(si->si_addr) &&
+            race_pool_reopen((uintptr_t)si->si_addr)) {
+            errno = e;
+            return;
+        }
         if (!race_arch_fixup(uc)) {
             race_crash_unwind_fault(); /* returns only when no unwind was running */
             die_of(sig);
