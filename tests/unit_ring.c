@@ -142,8 +142,14 @@ static void scenario(const char *label, uint32_t nchunks, int nthreads, uint64_t
     CHECK(name, dropped == h->dropped && (nthreads >= (int)nchunks || dropped == 0));
     snprintf(name, sizeof(name), "%s: every exited thread released its chunk", label);
     CHECK(name, held == 0);
-    snprintf(name, sizeof(name), "%s: only the newest generations survive", label);
-    CHECK(name, slots == valid + torn && old_gen == 0);
+    /* A chunk keeps an older generation only if its owner still held it when the ring
+     * last came round to it (a held chunk is skipped): then that owner held it during
+     * the last lap, and whatever it claimed after is of that lap, so each thread can
+     * leave at most one such chunk. (old_gen == 0 failed 1 run in 30: a preempted
+     * owner is enough.) */
+    snprintf(name, sizeof(name), "%s: only the newest generations survive (%llu older, held through the last lap)",
+             label, (unsigned long long)old_gen);
+    CHECK(name, slots == valid + torn && old_gen <= (uint64_t)nthreads);
     munmap(h, size);
 }
 
