@@ -71,3 +71,11 @@ ruby_checks() {
         end' "$d/ids.out" "$d/ids.jsonl")
     eq "$label: $(wc -l < "$d/ids.out") Ractors: each marked free carries Ruby's own Ractor id" "$bad" ""
 }
+
+# build_uafext: the test C extension (tests/ruby/uafext) built against Debian's ruby
+# into $T/ext (log: $T/ext.log); ruby -I"$T/ext" then loads it.
+build_uafext() {
+    mkdir -p "$T/ext"
+    cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
+    (cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+}

@@ -92,9 +92,7 @@ eq "wild: no false attribution (no match at all)" "$(json_get "$T/wild/report.js
 
 # (d) a C extension on Debian's ruby 3.1: one Ractor frees a 300 000-byte block (glibc
 # unmaps it), another reads it: SIGSEGV, Ruby's [BUG] report, abort
-mkdir -p "$T/ext"
-cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
-(cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+build_uafext
 check "the uafext C extension builds against Debian's ruby" test -f "$T/ext/uafext.so"
 # The freed range can be mapped again before the read (Ruby's own mmap): then no crash.
 # Seen once in about 6 runs; up to 9 tries: 0.2^9 < 1e-6.

@@ -3,9 +3,7 @@
 # Ruby's own crash report survives the shim; the Ractor churn workload is clean on
 # Debian's 3.1 and on the symbol-built 3.4 (no keyword-argument super in Ractors).
 source tests/lib.sh
-mkdir -p "$T/ext"
-cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
-(cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+build_uafext
 check "the uafext C extension builds against Debian's ruby" test -f "$T/ext/uafext.so"
 
 env LD_PRELOAD="$SHIM" RACE_DIR="$T" RACE_GUARD_SITES=race_victim_alloc RACE_ON_FINDING=continue \

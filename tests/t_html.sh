@@ -71,9 +71,8 @@ check "#finding=0.0: the page opens on the finding, its stacks shown" \
     grep -q '<pre class="details">ERROR: race: heap-use-after-free on address' <<< "$(details f)"
 
 # A use after free across two Ractors (Debian's Ruby 3.1, the uafext C extension).
-mkdir -p "$T/ext" "$T/r"
-cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
-(cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
+mkdir -p "$T/r"
+build_uafext
 env LD_PRELOAD="$SHIM" RACE_DIR="$T/r" RACE_GUARD_SITES=race_victim_alloc RACE_ON_FINDING=continue \
     ruby -I"$T/ext" tests/ruby/uaf_ractors.rb > "$T/r/out" 2> /dev/null
 freer=$(awk '/^freer/ {print $2}' "$T/r/out"); reader=$(awk '/^reader/ {print $2}' "$T/r/out")
