@@ -146,7 +146,8 @@ static int usage_error(const char *who, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'race --help'.\n", stderr);
+    /* race run has its own help (its many recorder options); the rest share race's */
+    fprintf(stderr, "\nTry '%s --help'.\n", strcmp(who, "race run") == 0 ? who : "race");
     return RACE_EXIT_USAGE;
 }
 
@@ -184,14 +185,15 @@ static bool ends_with(const char *s, const char *tail)
     return a >= b && strcmp(s + a - b, tail) == 0;
 }
 
-/* report's output options: 1 consumed (and *i moved past its value), 0 not one of them,
- * -1 a usage error (already printed). */
-static int report_option(const char *who, int argc, char **argv, int *i, struct report_outputs *o)
+/* The report's output options, shared by race report and race run (which reports at the
+ * end): --sarif, --source-root, --html, --window, --last. 1 consumed (and *i moved past
+ * its value), 0 not one of them, -1 a usage error (already printed). */
+int report_option(const char *who, int argc, char **argv, int *i, struct report_outputs *o)
 {
     const char *a = argv[*i], *eq = strchr(a, '=');
     size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
     const char *name = NULL, *val = eq ? eq + 1 : NULL;
-    static const char *const names[] = {"--sarif", "--html", "--window", "--source-root"};
+    static const char *const names[] = {"--sarif", "--html", "--window", "--source-root", "--last"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if (strlen(names[k]) == nlen && strncmp(a, names[k], nlen) == 0)
             name = names[k];
@@ -211,7 +213,12 @@ static int report_option(const char *who, int argc, char **argv, int *i, struct 
         }
         val = argv[++*i];
     }
-    if (strcmp(name, "--html") == 0) {
+    if (strcmp(name, "--last") == 0) {
+        if (!last_parse(val, &report_last_ms)) {
+            usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'", val);
+            return -1;
+        }
+    } else if (strcmp(name, "--html") == 0) {
         o->html = val;
     } else if (strcmp(name, "--source-root") == 0) {
         o->source_root = val;
@@ -225,6 +232,17 @@ static int report_option(const char *who, int argc, char **argv, int *i, struct 
         o->window_ms = ms;
     }
     return 1;
+}
+
+/* Output options that cannot go together with --json: 0, or the usage error's status. */
+int report_options_check(const char *who, bool json, const struct report_outputs *o)
+{
+    if (json && report_last_ms > 0)
+        return usage_error(who, "--last prints text; race dump --json has every event and crash record");
+    if (json && o->sarif && strcmp(o->sarif, "-") == 0)
+        return usage_error(who, "--json and --sarif both want %s: give --sarif a FILE",
+                           strcmp(who, "race run") == 0 ? "the report's stream (stderr)" : "stdout");
+    return 0;
 }
 
 static int run(const struct command *c, int argc, char **argv)
@@ -256,14 +274,6 @@ static int run(const struct command *c, int argc, char **argv)
             json = true;
         } else if (options && c->stacks_ok && strcmp(a, "--stacks") == 0) {
             stacks = true;
-        } else if (options && strcmp(c->name, "report") == 0 && strncmp(a, "--last", 6) == 0 &&
-                   (a[6] == 0 || a[6] == '=')) {
-            const char *v = a[6] ? a + 7 : i + 1 < argc ? argv[++i] : NULL;
-            if (!v || !last_parse(v, &report_last_ms)) {
-                free(files);
-                return usage_error(who, "--last wants milliseconds > 0 (e.g. 5 or 0.5), not '%s'",
-                                   v ? v : "");
-            }
         } else if (options && a[0] == '-' && a[1]) {
             free(files);
             return usage_error(who, "unknown option '%s'", a);
@@ -274,14 +284,12 @@ static int run(const struct command *c, int argc, char **argv)
     int status;
     if (nfiles == 0)
         status = usage_error(who, "no trace file given");
-    else if (json && report_last_ms > 0)
-        status = usage_error(who, "--last prints text; race dump --json has every event and crash record");
+    else if ((status = report_options_check(who, json, &outs)) != 0)
+        ;
     else if (strcmp(c->name, "stats") == 0)
         status = cmd_stats(files, nfiles, json);
     else if (strcmp(c->name, "dump") == 0)
         status = cmd_dump(files, nfiles, json, stacks);
-    else if (outs.sarif && strcmp(outs.sarif, "-") == 0 && json)
-        status = usage_error(who, "--json and --sarif both want stdout: give --sarif a FILE");
     else {
         report_set_outputs(&outs);
         status = cmd_report(files, nfiles, json, NULL);

@@ -292,6 +292,9 @@ struct report_outputs {
     const char *source_root;      /* SARIF: artifact URIs relative to this directory */
 };
 void report_set_outputs(const struct report_outputs *o);
+/* main.c: the parser of those options (and --last), for race report and race run alike */
+int report_option(const char *who, int argc, char **argv, int *i, struct report_outputs *o);
+int report_options_check(const char *who, bool json, const struct report_outputs *o);
 
 /* ---- sarif.c: `race report --sarif`, SARIF 2.1.0 for code scanning ---- */
 int sarif_write(const struct report_outputs *o, struct race_trace **t, struct race_sym **sym,

@@ -49,6 +49,13 @@ static const char run_help_head[] =
     "  -d, --dir DIR          put the traces in DIR (created if missing); default: a\n"
     "                         new directory race.<command>.<pid> here\n"
     "      --json             the report as JSON (as `race report --json`)\n"
+    "      --sarif[=FILE]     also SARIF 2.1.0 for code scanning in FILE (as `race\n"
+    "                         report --sarif`); without FILE instead of the report\n"
+    "      --source-root DIR  SARIF: source paths relative to DIR\n"
+    "      --html FILE        also the timeline page in FILE (as `race report --html`)\n"
+    "      --window MS        the page's stretch of each trace (default 50)\n"
+    "      --last MS          the report also shows every event of the last MS ms\n"
+    "                         before each process's crash (as `race report --last`)\n"
     "      --no-report        only record; `race report DIR/*.trace` reads them later\n"
     "                         (every trace is kept)\n"
     "      --keep=WHAT        findings (default): once a process has ended, its trace is\n"
@@ -73,8 +80,8 @@ static const char run_help_tail[] =
     "  73   the trace directory cannot be created\n"
     "  126  COMMAND cannot be executed; 127 COMMAND not found\n"
     "  98/99 come from the recorder: a bad RACE_* value; a trace file it cannot create\n"
-    "The report's own problems (a corrupt or truncated trace) are printed; they do not\n"
-    "change the status.\n";
+    "The report's own problems (a corrupt or truncated trace, a --sarif or --html file\n"
+    "that cannot be written) are printed; they do not change the status.\n";
 
 static void run_help(void)
 {
@@ -346,6 +353,8 @@ int cmd_run(int argc, char **argv)
     const char *dir = NULL, *library = NULL;
     bool json = false, report = true, keep_all = false;
     long error_exitcode = RUN_EXIT_FINDINGS_DEFAULT;
+    struct report_outputs outs = {.window_ms = 50};
+    bool outs_given = false;
     int i = 0;
     for (; i < argc; i++) {
         char *a = argv[i];
@@ -358,6 +367,14 @@ int cmd_run(int argc, char **argv)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             run_help();
             return RACE_EXIT_OK;
+        }
+        /* The report's own options, parsed where race report parses them (main.c). */
+        int r = report_option("race run", argc, argv, &i, &outs);
+        if (r < 0)
+            return RACE_EXIT_USAGE;
+        if (r) {
+            outs_given = true;
+            continue;
         }
         if (a[1] != '-' && strcmp(a, "-d") != 0)
             return usage("unknown option '%s'", a);
@@ -406,6 +423,12 @@ int cmd_run(int argc, char **argv)
     }
     if (i >= argc)
         return usage("no command given%s", "");
+    if (!report && outs_given)
+        return usage("--no-report makes no report for --sarif, --html, --window, --source-root or "
+                     "--last to shape%s", "");
+    int bad = report_options_check("race run", json, &outs);
+    if (bad)
+        return bad;
     char **cmd = argv + i;
 
     char *lib = find_library(library);
@@ -517,6 +540,7 @@ int cmd_run(int argc, char **argv)
         int saved = dup(STDOUT_FILENO);
         if (saved >= 0 && dup2(STDERR_FILENO, STDOUT_FILENO) >= 0) {
             progress_enable(isatty(STDERR_FILENO));
+            report_set_outputs(&outs);
             cmd_report(mine, nmine, json, &nfind);
             progress_enable(false);
             fflush(stdout);

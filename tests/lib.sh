@@ -79,3 +79,22 @@ build_uafext() {
     cp tests/ruby/uafext/uafext.c tests/ruby/uafext/extconf.rb "$T/ext/"
     (cd "$T/ext" && ruby extconf.rb && make) > "$T/ext.log" 2>&1
 }
+
+# sarif_valid NAME LOG: LOG is valid against the SARIF 2.1.0 schema (python3-jsonschema)
+# and draws no error from the SARIF multitool's SARIF and GitHub code scanning rules
+# (both installed once by tests/sarif/tools.sh).
+sarif_valid() {
+    local tools v check="/usr/bin/python3 $ROOT/tests/sarif/check.py"
+    tools=$(cd "$ROOT" && tests/sarif/tools.sh) || { not_ok "$1: SARIF validators installed" "tests/sarif/tools.sh failed"; return; }
+    v=$($check schema "$2" "$tools/sarif-2.1.0.json" 2>&1)
+    eq "$1: valid against the SARIF 2.1.0 schema" "$v" valid
+    (cd "$T" && "$tools/Sarif.Multitool" validate --rule-kind "Sarif;Gh;Ghas" "$2" \
+        -o "$T/validate.sarif" --log ForceOverwrite > "$T/validate.txt" 2>&1)
+    if [ -s "$T/validate.sarif" ]; then
+        v=$($check errors "$T/validate.sarif" 2>&1)
+        eq "$1: no error from the multitool's SARIF and GitHub code scanning rules" "$v" ""
+    else
+        not_ok "$1: the multitool validated it" "$(tail -3 "$T/validate.txt")"
+    fi
+    rm -f "$T/validate.sarif"
+}

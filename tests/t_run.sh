@@ -115,6 +115,39 @@ check "with a message naming it" grep -q '/proc/race-no-dir' dir.err
 "$RACE" run --library /no/librace.so -- true > /dev/null 2> lib.err
 eq "librace.so not found: 69" "$?" 69
 
+# The report's output options, as race report takes them (parsed by the same code):
+# SARIF and the timeline page of the run's traces, beside the text report on stderr.
+"$RACE" run -d fmt --guard-sites=make_victim --on-finding=continue --sarif=run.sarif \
+    --source-root "$ROOT" --html run.html --window 20 -- "$BIN/uaf_threads" read > /dev/null 2> fmt.err
+eq "--sarif=FILE --html FILE: findings, status 66" "$?" 66
+check "the text report still on stderr" grep -q '^==[0-9]*==ERROR: race: heap-use-after-free' fmt.err
+sarif_valid "race run --sarif=FILE" "$T/run.sarif"
+facts=$(/usr/bin/python3 "$ROOT/tests/sarif/check.py" facts run.sarif 2>&1)
+eq "the SARIF holds the finding" "$(awk '$1 == "r0.rule" {print $2}' <<< "$facts")" heap-use-after-free
+eq "--source-root reached the SARIF" "$(awk '$1 == "srcroot" {print $2}' <<< "$facts")" "file://$ROOT/"
+check "the page written" test -s run.html
+check "the page holds the finding" grep -q 'heap-use-after-free' run.html
+eq "--window reached the page (20 ms)" "$(grep -o '"window_ms":[0-9.]*' run.html | head -1 | cut -d: -f2)" 20
+"$RACE" run -d fmt2 --guard-sites=make_victim --on-finding=continue --sarif -- "$BIN/uaf_threads" read \
+    > fmt2.out 2> fmt2.err
+eq "--sarif alone: status 66" "$?" 66
+sed -n '/^{/,$p' fmt2.err | sed '/^race run: /d' > fmt2.sarif
+sarif_valid "race run --sarif, the SARIF instead of the report on stderr" "$T/fmt2.sarif"
+eq "no text report beside it (the shim's own report of the moment is the program's stderr)" \
+    "$(grep -c '^[0-9]* findings\?$' fmt2.err)" 0
+"$RACE" run -d fmt3 --guard-sites=make_victim --on-finding=continue --last 5 -- "$BIN/uaf_threads" read \
+    > /dev/null 2> fmt3.err
+check "--last MS: the report shows the last events" grep -q '^== the last 5.000 ms before' fmt3.err
+# usage errors: status 64, one message, nothing run
+for bad in "--window 0" "--window=abc" "--window=" "--last -1" "--json --sarif" "--no-report --html x.html"; do
+    # shellcheck disable=SC2086
+    "$RACE" run -d ubad $bad -- touch ran > /dev/null 2> ubad.err
+    rc=$?
+    eq "race run $bad: usage error 64" "$rc" 64
+    check "race run $bad: one message and the hint" bash -c "[ \$(grep -c . ubad.err) = 2 ] && grep -qx \"Try 'race run --help'.\" ubad.err"
+done
+check "nothing was run for a usage error" test ! -e ran
+
 # help: every recorder option of the one table, as a flag
 "$RACE" run --help > help.txt
 eq "race run --help: status 0" "$?" 0

@@ -14,21 +14,8 @@ bug() {
     env LD_PRELOAD="$SHIM" RACE_DIR="$2" RACE_GUARD_SITES=make_victim RACE_ON_FINDING=continue \
         "$U" "$1" > "$2/$1.out" 2> /dev/null
 }
-# valid NAME LOG: schema-valid, and no error from code scanning's rules
-valid() {
-    local v
-    v=$($CHECK schema "$2" "$SCHEMA" 2>&1)
-    eq "$1: valid against the SARIF 2.1.0 schema" "$v" valid
-    (cd "$T" && "$TOOLS/Sarif.Multitool" validate --rule-kind "Sarif;Gh;Ghas" "$2" \
-        -o "$T/validate.sarif" --log ForceOverwrite > "$T/validate.txt" 2>&1)
-    if [ -s "$T/validate.sarif" ]; then
-        v=$($CHECK errors "$T/validate.sarif" 2>&1)
-        eq "$1: no error from the multitool's SARIF and GitHub code scanning rules" "$v" ""
-    else
-        not_ok "$1: the multitool validated it" "$(tail -3 "$T/validate.txt")"
-    fi
-    rm -f "$T/validate.sarif"
-}
+# valid NAME LOG: schema-valid, and no error from code scanning's rules (tests/lib.sh)
+valid() { sarif_valid "$@"; }
 fact() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$2"; }
 
 bug read "$T/a"
