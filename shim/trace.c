@@ -167,6 +167,23 @@ static size_t read_file(const char *path, char *buf, size_t cap)
     return k;
 }
 
+/* The pages every process writes before main (the header, the depot's header and
+ * buckets, the first module records, the record sections' headers): all reserved
+ * above (the sections after the depot wholly), prefaulted in one call each. Each would otherwise take a write fault on the
+ * shared file (ext4's page_mkwrite, a journal handle): 100-200 us apiece on the
+ * machine of bench/README.md, some 50 of them; a bucket is written wherever its hash
+ * falls, so with a few hundred stacks nearly every bucket page is. */
+static void populate_fixed(const struct race_hdr *h, uint64_t depot_fixed)
+{
+    const struct race_section *rec[3] = {&h->findings, &h->probes, &h->crashes};
+    madvise(map_base, RACE_HDR_SIZE, MADV_POPULATE_WRITE);
+    madvise(map_base + h->depot.off, round_up(depot_fixed, PAGE), MADV_POPULATE_WRITE);
+    madvise(map_base + h->modules.off, h->modules.size < 16384 ? h->modules.size : 16384, MADV_POPULATE_WRITE);
+    for (int i = 0; i < 3; i++)
+        if (rec[i]->size)
+            madvise(map_base + rec[i]->off / PAGE * PAGE, PAGE, MADV_POPULATE_WRITE);
+}
+
 static int create_file(char *path, size_t cap)
 {
     char name[80], num[24];
@@ -264,6 +281,7 @@ int race_trace_open(int forked)
             MADV_RANDOM);
     struct race_hdr *h = map;
     race_hdr_layout(h, &lay);
+    populate_fixed(h, depot_fixed);
     h->flags = forked ? RACE_FLAG_FORKED : 0;
     h->pid = getpid();
     h->ppid = getppid();
