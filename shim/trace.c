@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "debuginfo.h"
 #include "shim.h"
 #include "trace.h"
 
@@ -166,6 +167,23 @@ static size_t read_file(const char *path, char *buf, size_t cap)
     return k;
 }
 
+/* The pages every process writes before main (the header, the depot's header and
+ * buckets, the first module records, the record sections' headers): all reserved
+ * above (the sections after the depot wholly), prefaulted in one call each. Each would otherwise take a write fault on the
+ * shared file (ext4's page_mkwrite, a journal handle): 100-200 us apiece on the
+ * machine of bench/README.md, some 50 of them; a bucket is written wherever its hash
+ * falls, so with a few hundred stacks nearly every bucket page is. */
+static void populate_fixed(const struct race_hdr *h, uint64_t depot_fixed)
+{
+    const struct race_section *rec[3] = {&h->findings, &h->probes, &h->crashes};
+    madvise(map_base, RACE_HDR_SIZE, MADV_POPULATE_WRITE);
+    madvise(map_base + h->depot.off, round_up(depot_fixed, PAGE), MADV_POPULATE_WRITE);
+    madvise(map_base + h->modules.off, h->modules.size < 16384 ? h->modules.size : 16384, MADV_POPULATE_WRITE);
+    for (int i = 0; i < 3; i++)
+        if (rec[i]->size)
+            madvise(map_base + rec[i]->off / PAGE * PAGE, PAGE, MADV_POPULATE_WRITE);
+}
+
 static int create_file(char *path, size_t cap)
 {
     char name[80], num[24];
@@ -263,6 +281,7 @@ int race_trace_open(int forked)
             MADV_RANDOM);
     struct race_hdr *h = map;
     race_hdr_layout(h, &lay);
+    populate_fixed(h, depot_fixed);
     h->flags = forked ? RACE_FLAG_FORKED : 0;
     h->pid = getpid();
     h->ppid = getppid();
@@ -363,6 +382,13 @@ __attribute__((constructor)) static void race_init(void)
     race_g.on_finding_abort = race_opt.RACE_ON_FINDING[0] == 'a';
     if (race_trace_open(0) != 0)
         _exit(RACE_EXIT_TRACE);
+    /* The Ruby layout and the watch look many names up in the same few files:
+     * each is read once (race_elf_hold) and closed before main. The frees and
+     * allocations of that reading are the shim's own (libelf's): recorded, but never
+     * given a sampled stack or a guarded slot (busy), which cost milliseconds of cold
+     * unwinding through libelf and hold nothing for the program. */
+    race_tls.busy++;
+    race_elf_hold(1);
     race_ruby_init();
     race_ruby_header(race_g.hdr);
     race_pool_init();
@@ -370,6 +396,8 @@ __attribute__((constructor)) static void race_init(void)
     race_g.guard_sites = race_pool_base && race_opt.RACE_GUARD_SITES[0];
     race_signals_init();
     race_watch_init(race_g.hdr);
+    race_elf_hold(0);
+    race_tls.busy--;
     pthread_atfork(NULL, NULL, atfork_child);
     race_g.started = 1;
 }

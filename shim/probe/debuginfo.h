@@ -49,6 +49,11 @@ const char *race_sym_type_name(int type);
 const char *race_sym_bind_name(int bind);
 const char *race_sym_table_name(int table);
 
+/* elf_file.c: race_elf_hold(1) keeps every ELF file the calling thread opens from now
+ * on open (and its tables read), so that looking many names up in one file reads it
+ * once; race_elf_hold(0) closes them. Start-up only. */
+void race_elf_hold(int on);
+
 /* NAME's definition in OBJ's .dynsym, OBJ's .symtab, then DEBUG's .symtab (DEBUG may be
  * NULL or equal OBJ). Returns 1 found, 0 not found, -1 unreadable; WHY says which. */
 int race_symbol_lookup(const char *obj, const char *debug, const char *name,

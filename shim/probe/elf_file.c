@@ -38,9 +38,42 @@ void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
-int efile_open(const char *path, struct efile *f, char *why, size_t cap)
+/* While the constructor looks names up (the Ruby layout, the watched functions), the
+ * files it opens stay open: libruby's tables are read and indexed by libelf once
+ * instead of once per name, and freed once. Only the thread that asked is served from
+ * it; race_elf_hold(0) closes them. */
+#define HELD_MAX 8
+static struct {
+    char path[512];
+    struct efile f;
+} held[HELD_MAX];
+static int nheld;
+static pid_t held_tid;
+
+void race_elf_hold(int on)
+{
+    if (on) {
+        held_tid = gettid();
+        return;
+    }
+    held_tid = 0;
+    for (int i = 0; i < nheld; i++) {
+        if (held[i].f.elf)
+            elf_end(held[i].f.elf);
+        close(held[i].f.fd);
+    }
+    nheld = 0;
+}
+
+static int held_here(void)
+{
+    return held_tid && held_tid == gettid();
+}
+
+static int efile_open_file(const char *path, struct efile *f, char *why, size_t cap)
 {
     f->elf = NULL;
+    f->held = 0;
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) {
         say(why, cap, "%s: %s", path, strerror(errno));
@@ -65,8 +98,33 @@ int efile_open(const char *path, struct efile *f, char *why, size_t cap)
     return 0;
 }
 
+int efile_open(const char *path, struct efile *f, char *why, size_t cap)
+{
+    if (!held_here())
+        return efile_open_file(path, f, why, cap);
+    for (int i = 0; i < nheld; i++)
+        if (strcmp(held[i].path, path) == 0) {
+            *f = held[i].f;
+            f->held = 1;
+            return 0;
+        }
+    if (efile_open_file(path, f, why, cap) < 0)
+        return -1;
+    if (nheld < HELD_MAX && strlen(path) < sizeof(held[0].path)) {
+        copy_str(held[nheld].path, sizeof(held[0].path), path);
+        held[nheld++].f = *f;
+        f->held = 1;
+    }
+    return 0;
+}
+
 void efile_close(struct efile *f)
 {
+    if (f->held) {
+        f->elf = NULL;
+        f->fd = -1;
+        return;
+    }
     if (f->elf)
         elf_end(f->elf);
     if (f->fd >= 0)

@@ -23,6 +23,7 @@ struct efile {
     int fd;
     Elf *elf;
     struct stat st;
+    int held; /* one of race_elf_hold's: efile_close leaves it open */
 };
 HIDDEN int efile_open(const char *path, struct efile *f, char *why, size_t cap);
 HIDDEN void efile_close(struct efile *f);

@@ -57,15 +57,49 @@ const char *race_sym_table_name(int table)
     return "none";
 }
 
+/* The string at OFF of a string table, when it is NAME (LEN bytes and its NUL): the
+ * bytes are compared in place, bounded by the table. */
+static int str_is(const Elf_Data *strs, uint64_t off, const char *name, size_t len)
+{
+    if (off >= strs->d_size || strs->d_size - off <= len)
+        return 0;
+    const char *s = (const char *)strs->d_buf + off;
+    return s[0] == name[0] && memcmp(s, name, len + 1) == 0;
+}
+
+static void found(struct race_symbol *out, struct race_symbol *all, int max, int *count, uint64_t value,
+                  uint64_t size, unsigned info)
+{
+    int t = GELF_ST_TYPE(info);
+    struct race_symbol r = {
+        .value = value, .size = size, .type = t, .bind = GELF_ST_BIND(info), .tls = t == STT_TLS,
+    };
+    if (*count == 0)
+        *out = r;
+    if (all && *count < max)
+        all[*count] = r;
+    (*count)++;
+}
+
+static int wanted(uint16_t shndx, unsigned info)
+{
+    int t = GELF_ST_TYPE(info);
+    return shndx != SHN_UNDEF && t != STT_SECTION && t != STT_FILE;
+}
+
 /* Definitions of NAME in ELF's table of TYPE: the first goes to OUT, the first MAX to ALL
- * (may be NULL); returns how many. */
+ * (may be NULL); returns how many. A 64-bit table in memory order is walked as an array
+ * with the names compared in place: libruby's .symtab has some 30,000 entries and the
+ * constructor looks several names up in it. */
 static int table_lookup(Elf *elf, Elf64_Word type, const char *name, struct race_symbol *out,
                         struct race_symbol *all, int max)
 {
     Elf_Scn *scn = NULL;
     GElf_Shdr sh;
     int count = 0;
+    size_t len = strlen(name);
     size_t entsize = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+    int native64 = gelf_getclass(elf) == ELFCLASS64;
     while (entsize && (scn = elf_nextscn(elf, scn)) != NULL) {
         if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || sh.sh_entsize == 0)
             continue;
@@ -73,25 +107,23 @@ static int table_lookup(Elf *elf, Elf64_Word type, const char *name, struct race
         if (!data)
             continue;
         size_t n = data->d_size / entsize;
+        Elf_Scn *str_scn = elf_getscn(elf, sh.sh_link);
+        Elf_Data *strs = str_scn ? elf_getdata(str_scn, NULL) : NULL;
+        if (native64 && data->d_type == ELF_T_SYM && data->d_buf && strs && strs->d_buf &&
+            elf_getdata(str_scn, strs) == NULL) {
+            const Elf64_Sym *sym = data->d_buf;
+            for (size_t i = 1; i < n && i <= INT_MAX; i++)
+                if (str_is(strs, sym[i].st_name, name, len) && wanted(sym[i].st_shndx, sym[i].st_info))
+                    found(out, all, max, &count, sym[i].st_value, sym[i].st_size, sym[i].st_info);
+            continue;
+        }
         for (size_t i = 1; i < n && i <= INT_MAX; i++) {
             GElf_Sym sym;
-            if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
-                continue;
-            int t = GELF_ST_TYPE(sym.st_info);
-            if (t == STT_SECTION || t == STT_FILE)
+            if (!gelf_getsym(data, (int)i, &sym) || !wanted(sym.st_shndx, sym.st_info))
                 continue;
             const char *s = elf_strptr(elf, sh.sh_link, sym.st_name);
-            if (!s || strcmp(s, name) != 0)
-                continue;
-            struct race_symbol r = {
-                .value = sym.st_value, .size = sym.st_size, .type = t,
-                .bind = GELF_ST_BIND(sym.st_info), .tls = t == STT_TLS,
-            };
-            if (count == 0)
-                *out = r;
-            if (all && count < max)
-                all[count] = r;
-            count++;
+            if (s && strcmp(s, name) == 0)
+                found(out, all, max, &count, sym.st_value, sym.st_size, sym.st_info);
         }
     }
     return count;
