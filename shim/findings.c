@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "race_words.h"
+#include "ruby.h"
 #include "shim.h"
 
 /* The first findings are printed whole; after them a storm costs one summary line a
@@ -63,6 +64,7 @@ void race_findings_init(struct race_hdr *h)
     fh = (struct race_find_hdr *)((uint8_t *)h + h->findings.off);
     fh->cap = (h->findings.size - sizeof(*fh)) / sizeof(struct race_finding);
     frec = (struct race_finding *)(fh + 1);
+    race_rb_init(h);
 }
 
 void race_findings_path(const char *path)
@@ -483,6 +485,10 @@ void race_finding_report(struct race_finding *f, const void *uc)
     if (e && !is_new) {
         sighting(e);
     } else {
+        /* Ruby frames only for a finding recorded anew: a repeat costs no walk */
+        f->rb_use = race_rb_capture(RACE_RBW_USE);
+        if (f->slot != UINT32_MAX && f->free_ts)
+            f->rb_free = race_pool_free_rb(f->slot, f->free_ts);
         uint64_t r = put(f);
         __atomic_fetch_add(&n_distinct, 1, __ATOMIC_RELAXED);
         if (e && r) {
