@@ -376,6 +376,22 @@ void race_pool_free(void *p, unsigned entry)
     enqueue((uint32_t)i);
 }
 
+/* May the shim's fault-safe loads read p (ruby_frames.c)? Outside the pool, yes; inside,
+ * only the data pages of a live block: a freed slot's or a guard page's fault must stay
+ * a finding (and a fault inside the signal handler would open the slot again). A block
+ * freed between this answer and the load faults, and the load fails: a missed frame. */
+int race_pool_readable(uintptr_t p)
+{
+    uintptr_t base = __atomic_load_n(&race_pool_base, __ATOMIC_ACQUIRE);
+    if (!base || p - base >= race_pool_size)
+        return 1;
+    uint64_t off = p - base;
+    if (off < PAGE || (off - PAGE) % span >= data_size)
+        return 0;
+    uint64_t i = (off - PAGE) / span;
+    return i < nslots && __atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) == SLOT_LIVE;
+}
+
 /* The Ruby frames of slot i's last free as a backtrace record, for a finding whose free
  * happened at free_ts (a slot freed again since then has other frames: none). */
 uint32_t race_pool_free_rb(uint32_t i, uint64_t free_ts)

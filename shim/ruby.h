@@ -84,6 +84,7 @@ uint32_t race_rb_capture(uint8_t when);
 uint32_t race_rb_capture_raw(struct race_rb_raw *raw, uint32_t max);
 uint32_t race_rb_from_raw(const struct race_rb_raw *raw, uint32_t n, uint32_t tid);
 uint32_t race_pool_free_rb(uint32_t slot, uint64_t free_ts); /* pool.c */
+int race_pool_readable(uintptr_t p);                         /* pool.c */
 
 /* ruby_ci.c: the stale call-info check, registered with watch by race_ruby_init */
 void race_ruby_ci_register(void);

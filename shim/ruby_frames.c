@@ -3,7 +3,8 @@
  * line (decoded from the iseq's succinct line table) or a C method's function, copied as
  * strings into the trace's rbframes section. Runs at a finding, in the crash handler and
  * (the raw walk only) at a guarded free: every load of Ruby's memory is a fault-safe
- * race_arch_load, none follows a pointer into the guarded pool, every loop is bounded;
+ * race_arch_load, none follows a pointer into the guarded pool but into a live block,
+ * every loop is bounded;
  * no allocation, no lock, no call into Ruby. */
 #include <string.h>
 
@@ -26,11 +27,12 @@ void race_rb_init(struct race_hdr *h)
 
 /* ---- Loads that may fault ---------------------------------------------------------- */
 
-/* A pointer that may be followed: not NULL, not into the guarded pool, not in the first
- * page, canonical. */
+/* A pointer that may be followed: not NULL, not in the first page, canonical, and in
+ * the guarded pool only into a live block (Ruby's own structures are sampled into it
+ * like any allocation; a freed slot is a finding's, never the walk's). */
 static int ok_ptr(uint64_t p)
 {
-    return p >= 4096 && p < (1ull << 47) && !race_pool_owns((const void *)p);
+    return p >= 4096 && p < (1ull << 47) && race_pool_readable(p);
 }
 
 static int ld(uint64_t p, uint64_t *v)
