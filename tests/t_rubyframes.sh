@@ -93,6 +93,28 @@ eq "corrupt frame: the walk ends at the frame pointing into a PROT_NONE page, wi
 "        (unknown):in 'm_corrupt_and_crash' (C)
         (frame 1 unreadable: the walk ended there)"
 
+# ---- the reader: good, corrupt and truncated records (the ASan build) ------------------
+"$BIN/mktrace" --findings --ruby-frames "$T/mk.trace" > /dev/null
+"$ROOT/analyze/race-asan" report "$T/mk.trace" > "$T/mk.out" 2>&1
+eq "reader: a trace with Ruby backtraces: findings, status 1" "$?" 1
+check "reader: the use's Ruby block, the C method's address symbolized as far as it goes" \
+    grep -q "^        app/peek.rb:11:in 'peek'" "$T/mk.out"
+check "reader: the free's truncation is said" grep -q "^        (truncated at 1 frames (RACE_RUBY_DEPTH))" "$T/mk.out"
+"$BIN/mktrace" --findings --bad-ruby-frames "$T/mkb.trace" > /dev/null
+"$ROOT/analyze/race-asan" report "$T/mkb.trace" > "$T/mkb.out" 2>&1
+eq "reader: a corrupt Ruby frame: status 2" "$?" 2
+check "reader: one clear message names the finding and the backtrace" \
+    grep -q "finding at offset [0-9]*: Ruby backtrace 1: Ruby frame is corrupt" "$T/mkb.out"
+check "reader: nothing of the corrupt backtrace is printed, the finding still is" \
+    bash -c "! grep -q 'app/peek.rb' '$T/mkb.out' && grep -q 'ERROR: race: heap-use-after-free' '$T/mkb.out'"
+check "reader: no sanitizer error" bash -c "! grep -q 'Sanitizer' '$T/mkb.out'"
+cp "$T/mk.trace" "$T/mkt.trace"
+truncate -s -3996 "$T/mkt.trace" # the Ruby section (4096 bytes) is last: its header and 36 bytes stay
+"$ROOT/analyze/race-asan" report "$T/mkt.trace" > "$T/mkt.out" 2>&1
+eq "reader: Ruby backtraces cut by a truncation: status 2" "$?" 2
+check "reader: the cut backtrace is said to lie past the end, no sanitizer error" \
+    bash -c "grep -q 'Ruby: (backtrace 1 unreadable: past the end of the file)' '$T/mkt.out' && ! grep -q Sanitizer '$T/mkt.out'"
+
 # ---- the call-info bug on 3.4.5 and 3.3.8 ---------------------------------------------
 # stale_ci LABEL RUBY RUNS ARGS...: runs kwarg_super.rb until a stale-call-info finding
 # (the run counts and their bounds are t_watch's and t_ruby33's: 32 runs on 3.4.5 miss
