@@ -83,6 +83,7 @@ void race_rb_init(struct race_hdr *h);
 uint32_t race_rb_capture(uint8_t when);
 uint32_t race_rb_capture_raw(struct race_rb_raw *raw, uint32_t max);
 uint32_t race_rb_from_raw(const struct race_rb_raw *raw, uint32_t n, uint32_t tid);
+const struct race_rb_bt *race_rb_record(uint32_t id);
 uint32_t race_pool_free_rb(uint32_t slot, uint64_t free_ts); /* pool.c */
 int race_pool_readable(uintptr_t p);                         /* pool.c */
 

@@ -436,3 +436,13 @@ uint32_t race_rb_from_raw(const struct race_rb_raw *raw, uint32_t n, uint32_t ti
     return emit(raw, n, st, RACE_RBW_FREE, tid);
 #endif
 }
+
+/* Record id's header, for the stderr report (findings.c), or NULL. Its frames follow it
+ * as the shim wrote them. */
+const struct race_rb_bt *race_rb_record(uint32_t id)
+{
+    if (!rh || !id || (uint64_t)(id - 1) * 8 + sizeof(struct race_rb_bt) > rh->cap)
+        return NULL;
+    const struct race_rb_bt *bt = (const struct race_rb_bt *)(area + (uint64_t)(id - 1) * 8);
+    return __atomic_load_n(&bt->commit, __ATOMIC_ACQUIRE) == RACE_RB_COMMIT ? bt : NULL;
+}
