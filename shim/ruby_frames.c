@@ -13,11 +13,10 @@
 #include "ruby.h"
 #include "shim.h"
 
-/* bench/rubyframes.sh builds this file with -DRACE_RB_BENCH: each capture for a finding
- * or a crash prints one line "race-rb-bench WHEN FRAMES NS" (write(2): it may run in the
- * crash handler), and the raw walks of guarded frees are summed and printed at exit. */
+/* bench/rubyframes.sh builds this file with -DRACE_RB_BENCH: each capture (a finding's,
+ * a crash record's, a guarded free's raw walk) prints one line "race-rb-bench WHAT FRAMES
+ * NS" (write(2): it may run in the crash handler). */
 #ifdef RACE_RB_BENCH
-static uint64_t bench_raw_ns, bench_raw_n;
 static uint64_t bench_now(void)
 {
     struct timespec ts;
@@ -38,10 +37,6 @@ static void bench_line(const char *what, uint64_t a, uint64_t b, uint64_t c)
     k += race_strlcpy(buf + k, "\n", sizeof buf - k);
     if (write(2, buf, k) < 0)
         return;
-}
-__attribute__((destructor)) static void bench_fini(void)
-{
-    bench_line("raw", bench_raw_n, bench_raw_ns, 0);
 }
 #endif
 
@@ -293,8 +288,7 @@ uint32_t race_rb_capture_raw(struct race_rb_raw *raw, uint32_t max)
 #ifdef RACE_RB_BENCH
     uint64_t t0 = bench_now();
     uint32_t n = walk(raw, max, &st);
-    __atomic_fetch_add(&bench_raw_ns, bench_now() - t0, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&bench_raw_n, 1, __ATOMIC_RELAXED);
+    bench_line("raw", n, bench_now() - t0, 0);
 #else
     uint32_t n = walk(raw, max, &st);
 #endif
