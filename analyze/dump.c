@@ -272,12 +272,15 @@ static void dump_one(struct race_trace *t, bool json, bool stacks)
                         printf(",\"stack_error\":");
                         json_cstr(stdout, bad);
                     }
+                    rb_json(t, sym, cr->c.rb, cr->c.ts, -1);
                 }
                 printf("}\n");
             } else {
                 text_crash(t, cr, width);
                 if (stacks && cr->c.stack)
                     stack_text(t, sym, cr->c.stack, cr->c.ts, pc, "        ");
+                if (stacks)
+                    rb_text(t, sym, cr->c.rb, cr->c.ts, false);
             }
         }
         if (i == e.n)

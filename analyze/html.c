@@ -146,20 +146,34 @@ static void copy_safe(FILE *out, const char *s, size_t n)
     fwrite(s + from, 1, n - from, out);
 }
 
-/* A stack as a JSON array of frame lines. */
-static void json_frames(FILE *j, struct race_trace *t, struct race_sym *sym, uint32_t id,
-                        uint64_t ts, uint64_t fault_pc)
+/* A stack as a JSON array of frame lines; with a Ruby backtrace (rb != 0), its block
+ * follows: "Ruby:" and a line per frame, as the text report prints them. */
+static void json_frames_rb(FILE *j, struct race_trace *t, struct race_sym *sym, uint32_t id,
+                           uint64_t ts, uint64_t fault_pc, uint32_t rb, bool by_gc)
 {
     static struct race_frame fr[RACE_MAX_FRAMES];
+    static struct race_rbtrace rbt;
     uint32_t n = stack_frames(t, sym, id, ts, fault_pc, fr);
+    const char *why;
+    uint32_t nrb = rb && trace_rb(t, rb, &rbt, &why) == RACE_STACK_OK ? rbt.n + 1 : 0;
     fputc('[', j);
-    for (uint32_t i = 0; i < n; i++) {
-        char *s = NULL;
+    for (uint32_t i = 0; i < n + nrb; i++) {
+        char *s = NULL, buf[96];
         size_t len = 0;
         FILE *m = open_memstream(&s, &len);
         if (!m)
             break;
-        stack_frame_text(m, &fr[i], i, "");
+        if (i < n) {
+            stack_frame_text(m, &fr[i], i, "");
+        } else if (i == n) {
+            fputs(by_gc ? "Ruby (the GC sweep ran in this code's allocation):" : "Ruby:", m);
+            if (rb_ending(&rbt, buf, sizeof buf))
+                fprintf(m, " (%s)", buf);
+        } else {
+            const struct race_rbframe *f = &rbt.f[i - n - 1];
+            fprintf(m, "    %s:%d:in '%s'%s", f->path[0] ? f->path : "(unknown)", f->line,
+                    rb_label(sym, f, ts, buf, sizeof buf), f->cfunc ? " (C)" : "");
+        }
         fclose(m);
         if (i)
             fputc(',', j);
@@ -167,6 +181,12 @@ static void json_frames(FILE *j, struct race_trace *t, struct race_sym *sym, uin
         free(s);
     }
     fputc(']', j);
+}
+
+static void json_frames(FILE *j, struct race_trace *t, struct race_sym *sym, uint32_t id,
+                        uint64_t ts, uint64_t fault_pc)
+{
+    json_frames_rb(j, t, sym, id, ts, fault_pc, 0, false);
 }
 
 static void json_party(FILE *j, const struct lanes *l, int64_t from, int64_t ns, uint32_t tid,
@@ -220,9 +240,11 @@ static void json_finding(FILE *j, struct race_trace *t, struct race_sym *sym, co
     fputs(",\"detail\":", j);
     json_cstr(j, f->detail);
     fputs(",\"use_stack\":", j);
-    json_frames(j, t, sym, f->stack, f->ts, f->pc);
+    json_frames_rb(j, t, sym, f->stack, f->ts, f->pc, f->rb_use, false);
     fputs(",\"free_stack\":", j);
-    json_frames(j, t, sym, f->free_ts ? f->free_stack : 0, f->free_ts, free_pc_exact(f));
+    json_frames_rb(j, t, sym, f->free_ts ? f->free_stack : 0, f->free_ts, free_pc_exact(f),
+                   f->free_ts ? f->rb_free : 0,
+                   f->free_ts && f->rb_free && rb_free_by_gc(t, sym, f->free_stack, f->free_ts));
     fputs(",\"alloc_stack\":", j);
     json_frames(j, t, sym, f->alloc_ts ? f->alloc_stack : 0, f->alloc_ts, 0);
     fputc('}', j);
@@ -252,7 +274,7 @@ static void json_crash(FILE *j, struct race_trace *t, struct race_sym *sym, cons
     for (unsigned i = 0; c->has_regs && i < RACE_REG_COUNT; i++)
         fprintf(j, "%s\"%s 0x%016llx\"", i ? "," : "", race_reg_name(i), (unsigned long long)c->regs[i]);
     fputs("],\"stack\":", j);
-    json_frames(j, t, sym, c->stack, c->ts, c->has_regs ? c->pc : 0);
+    json_frames_rb(j, t, sym, c->stack, c->ts, c->has_regs ? c->pc : 0, c->rb, false);
     fputc('}', j);
 }
 

@@ -149,6 +149,10 @@ struct race_trace {
     struct race_crashrec *crash;  /* published, well-formed crash records */
     size_t ncrash;
     uint64_t crash_incomplete, crash_dropped; /* claimed but unpublished; did not fit */
+    /* Ruby backtraces: records are read through the ids findings and crashes name */
+    bool rb_ok;
+    uint64_t rb_area, rb_len;     /* absolute offset of the records and the bytes claimed */
+    uint64_t rb_dropped;          /* backtraces that did not fit */
     /* probes: slot i is the record that ENTER/EXIT/HIT events with flags == i name */
     uint8_t probes_state;         /* enum race_probes_section */
     struct race_proberec *probe;  /* the slots whose record lies within the file */
@@ -176,6 +180,28 @@ enum race_stack_status {
 };
 enum race_stack_status trace_stack(const struct race_trace *t, uint32_t id,
                                    struct race_stack *out, const char **why);
+/* A Ruby backtrace (common/race_trace.h race_rb_bt), its strings in the mapping. */
+struct race_rbframe {
+    uint64_t cfunc;               /* 0: a Ruby frame */
+    int32_t line;
+    const char *label, *path;     /* NUL-terminated, no newline */
+};
+struct race_rbtrace {
+    uint32_t n, tid;
+    uint8_t status, when;         /* enum race_rb_status, race_rb_when */
+    struct race_rbframe f[RACE_RB_FRAMES_MAX];
+};
+enum race_stack_status trace_rb(const struct race_trace *t, uint32_t id, struct race_rbtrace *out,
+                                const char **why);
+struct race_sym;
+/* report.c: a Ruby backtrace in a report (text block, JSON members), shared by the
+ * other outputs */
+bool rb_free_by_gc(struct race_trace *t, struct race_sym *sym, uint32_t stack, uint64_t ts);
+const char *rb_label(struct race_sym *sym, const struct race_rbframe *f, uint64_t ts, char *buf,
+                     size_t cap);
+const char *rb_ending(const struct race_rbtrace *rb, char *buf, size_t cap);
+void rb_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts, bool by_gc);
+void rb_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts, int by_gc);
 enum race_probe_ref {
     RACE_PREF_OK,
     RACE_PREF_BAD,                /* no such record, or it is incomplete or corrupt */

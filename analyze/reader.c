@@ -230,11 +230,9 @@ static void check_fields(struct race_trace *t, uint32_t cmdline_len, uint32_t op
     if (h->version < 3 && (h->crashes.off || h->crashes.size))
         diag_problem(t, "crashes section at offset %llu is not empty (version %u has none)",
                      HDR_OFF(crashes), h->version);
-    for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
-        if (h->reserved[i].off || h->reserved[i].size)
-            diag_problem(t, "reserved section %zu at offset %llu is not empty (version %u has none)",
-                         i, HDR_OFF(reserved) + (unsigned long long)i * sizeof h->reserved[0],
-                         h->version);
+    if (h->version < 3 && (h->rbframes.off || h->rbframes.size))
+        diag_problem(t, "Ruby backtraces section at offset %llu is not empty (version %u has none)",
+                     HDR_OFF(rbframes), h->version);
 }
 
 static bool check_section(struct race_trace *t, const char *name, const struct race_section *s,
@@ -268,7 +266,7 @@ static bool overlap(const struct race_section *a, const struct race_section *b)
 /* The section table: each section inside the file and clear of the others. When two
  * overlap, the later one in the table gives way: the ring holds the events. */
 static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, bool *find_ok,
-                           bool *probes_ok, bool *crash_ok)
+                           bool *probes_ok, bool *crash_ok, bool *rb_ok)
 {
     const struct race_hdr *h = &t->hdr;
     struct {
@@ -289,13 +287,16 @@ static void check_sections(struct race_trace *t, bool *depot_ok, bool *mods_ok, 
          sizeof(struct race_probe_hdr), probes_ok},
         {"crashes", &h->crashes, offsetof(struct race_hdr, crashes),
          sizeof(struct race_crash_hdr), crash_ok},
+        {"Ruby backtraces", &h->rbframes, offsetof(struct race_hdr, rbframes),
+         sizeof(struct race_rb_hdr), rb_ok},
     };
     size_t n = sizeof sec / sizeof sec[0];
     for (size_t i = 0; i < n; i++) {
         /* A trace without findings, probes or crashes has none: an empty entry is not a
          * problem there (a shim that watches nothing writes no probes section; version 2
          * has no crashes section). */
-        if ((sec[i].ok == find_ok || sec[i].ok == probes_ok || sec[i].ok == crash_ok) &&
+        if ((sec[i].ok == find_ok || sec[i].ok == probes_ok || sec[i].ok == crash_ok ||
+             sec[i].ok == rb_ok) &&
             sec[i].s->off == 0 &&
             sec[i].s->size == 0)
             *sec[i].ok = false;
@@ -471,6 +472,112 @@ static void read_modules(struct race_trace *t)
     }
 }
 
+/* ---- Ruby backtraces -------------------------------------------------------------- */
+
+/* The section's header: the records are read only through the ids that findings and
+ * crash records name (trace_rb), each checked whole there. */
+static void read_rb(struct race_trace *t)
+{
+    const struct race_section *s = &t->hdr.rbframes;
+    struct race_rb_hdr rh;
+    if (!copy_in(t, s->off, &rh, sizeof rh))
+        return; /* past a truncation, already reported */
+    uint64_t room = s->size - sizeof rh, cap = rh.cap;
+    if (cap > room) {
+        diag_problem(t, "Ruby backtraces cap %llu at offset %llu exceeds its section's %llu bytes",
+                     (unsigned long long)cap,
+                     (unsigned long long)(s->off + offsetof(struct race_rb_hdr, cap)),
+                     (unsigned long long)room);
+        cap = room;
+    }
+    t->rb_ok = true;
+    t->rb_area = s->off + sizeof rh;
+    t->rb_len = rh.used < cap ? rh.used : cap; /* a claim past cap was not written */
+    t->rb_dropped = rh.dropped;
+}
+
+enum race_stack_status trace_rb(const struct race_trace *t, uint32_t id, struct race_rbtrace *out,
+                                const char **why)
+{
+    memset(out, 0, offsetof(struct race_rbtrace, f));
+    if (!t->rb_ok || !id) {
+        *why = "no Ruby backtraces section";
+        return RACE_STACK_BAD;
+    }
+    uint64_t rel = (uint64_t)(id - 1) * 8;
+    struct race_rb_bt bt;
+    if (rel + sizeof bt > t->rb_len) {
+        *why = "no such Ruby backtrace";
+        return RACE_STACK_BAD;
+    }
+    if (!copy_in(t, t->rb_area + rel, &bt, sizeof bt)) {
+        *why = "past the end of the file";
+        return RACE_STACK_CUT;
+    }
+    if (bt.commit != RACE_RB_COMMIT) {
+        *why = "Ruby backtrace not published";
+        return RACE_STACK_BAD;
+    }
+    if (bt.size < sizeof bt || bt.size % 8 || rel + bt.size > t->rb_len ||
+        bt.nframes > RACE_RB_FRAMES_MAX || bt.status > RACE_RB_UNREADABLE ||
+        bt.when < RACE_RBW_USE || bt.when > RACE_RBW_CRASH) {
+        *why = "Ruby backtrace record is corrupt";
+        return RACE_STACK_BAD;
+    }
+    uint64_t at = t->rb_area + rel, end = at + bt.size;
+    if (end > t->size) {
+        *why = "past the end of the file";
+        return RACE_STACK_CUT;
+    }
+    at += sizeof bt;
+    for (uint32_t k = 0; k < bt.nframes; k++) {
+        struct race_rb_frame f;
+        if (at + sizeof f > end) {
+            *why = "Ruby frame past its record";
+            return RACE_STACK_BAD;
+        }
+        memcpy(&f, t->map + at, sizeof f);
+        uint64_t text = (uint64_t)f.label_len + 1 + f.path_len + 1;
+        uint64_t fb = (sizeof f + text + 7) & ~7ull;
+        const char *p = (const char *)t->map + at + sizeof f;
+        if (f.label_len > RACE_RB_LABEL_MAX || f.path_len > RACE_RB_PATH_MAX || at + fb > end ||
+            memchr(p, 0, f.label_len) || p[f.label_len] != 0 ||
+            memchr(p + f.label_len + 1, 0, f.path_len) || p[f.label_len + 1 + f.path_len] != 0 ||
+            memchr(p, '\n', text)) {
+            *why = "Ruby frame is corrupt";
+            return RACE_STACK_BAD;
+        }
+        out->f[k] = (struct race_rbframe){.cfunc = f.cfunc, .line = f.line, .label = p,
+                                          .path = p + f.label_len + 1};
+        at += fb;
+    }
+    if (at != end) {
+        *why = "Ruby backtrace's size disagrees with its frames";
+        return RACE_STACK_BAD;
+    }
+    out->n = bt.nframes;
+    out->tid = bt.tid;
+    out->status = bt.status;
+    out->when = bt.when;
+    return RACE_STACK_OK;
+}
+
+/* A record's reference: kept when it reads (or lies past a truncation), reported and
+ * cleared when it does not. */
+static void check_rb_ref(struct race_trace *t, const char *what, uint64_t off, uint32_t *id)
+{
+    if (!*id)
+        return;
+    struct race_rbtrace *rb = xcalloc(1, sizeof *rb);
+    const char *why;
+    if (trace_rb(t, *id, rb, &why) == RACE_STACK_BAD) {
+        diag_problem(t, "%s at offset %llu: Ruby backtrace %u: %s", what,
+                     (unsigned long long)off, *id, why);
+        *id = 0;
+    }
+    free(rb);
+}
+
 /* ---- Findings ------------------------------------------------------------------ */
 
 /* A section of fixed-size records after a 64-byte {used, cap} header (findings, crashes):
@@ -534,6 +641,8 @@ static void read_findings(struct race_trace *t)
             continue;
         }
         f.detail[sizeof f.detail - 1] = 0;
+        check_rb_ref(t, "finding", off, &f.rb_use);
+        check_rb_ref(t, "finding", off, &f.rb_free);
         t->find[t->nfind].f = f;
         t->find[t->nfind++].off = off;
     }
@@ -578,6 +687,7 @@ static void read_crashes(struct race_trace *t)
                 c.stack = 0;
             }
         }
+        check_rb_ref(t, "crash record", off, &c.rb);
         t->crash[t->ncrash++] = (struct race_crashrec){.c = c, .off = off, .index = (uint32_t)i};
     }
 }
@@ -967,8 +1077,10 @@ struct race_trace *trace_open(const char *path)
     if (!check_size(t))
         return t;
     check_fields(t, cmdline_len, options_len);
-    bool depot_ok, mods_ok, find_ok, probes_ok, crash_ok;
-    check_sections(t, &depot_ok, &mods_ok, &find_ok, &probes_ok, &crash_ok);
+    bool depot_ok, mods_ok, find_ok, probes_ok, crash_ok, rb_ok;
+    check_sections(t, &depot_ok, &mods_ok, &find_ok, &probes_ok, &crash_ok, &rb_ok);
+    if (rb_ok)
+        read_rb(t); /* before the findings and crashes that name its records */
     if (depot_ok)
         read_depot(t);
     if (mods_ok)

@@ -77,6 +77,127 @@ static void summary_where(struct race_trace *t, struct race_sym *sym, const stru
     }
 }
 
+/* ---- Ruby-level frames ---------------------------------------------------------- */
+
+/* Did the GC's sweep make this free? Then the Ruby frames of the freeing thread are the
+ * code whose allocation triggered the collection, not code that owned the block. */
+bool rb_free_by_gc(struct race_trace *t, struct race_sym *sym, uint32_t stack, uint64_t ts)
+{
+    struct race_frame fr[RACE_MAX_FRAMES];
+    uint32_t n = stack_frames(t, sym, stack, ts, 0, fr);
+    static const char *const gc[] = {"gc_sweep", "rb_gc", "gc_start", "garbage_collect",
+                                     "gc_page_sweep", "rb_objspace_call_finalizer"};
+    for (uint32_t i = 0; i < n; i++)
+        for (size_t k = 0; fr[i].func && k < sizeof gc / sizeof gc[0]; k++)
+            if (!strncmp(fr[i].func, gc[k], strlen(gc[k])))
+                return true;
+    return false;
+}
+
+/* The label of frame f: a Ruby frame's, or a C method's function by its symbol. */
+const char *rb_label(struct race_sym *sym, const struct race_rbframe *f, uint64_t ts, char *buf, size_t cap)
+{
+    if (!f->cfunc)
+        return f->label;
+    struct race_frame fr;
+    sym_frame(sym, f->cfunc, ts, true, &fr);
+    if (fr.func)
+        return fr.func;
+    if (fr.module)
+        snprintf(buf, cap, "%s+0x%llx", fr.module, (unsigned long long)fr.modoff);
+    else
+        snprintf(buf, cap, "0x%llx", (unsigned long long)f->cfunc);
+    return buf;
+}
+
+/* Why the walk ended where it did, or NULL when it reached the outermost frame. */
+const char *rb_ending(const struct race_rbtrace *rb, char *buf, size_t cap)
+{
+    if (rb->status == RACE_RB_TRUNCATED)
+        snprintf(buf, cap, "truncated at %u frames (RACE_RUBY_DEPTH)", rb->n);
+    else if (rb->status == RACE_RB_UNREADABLE)
+        snprintf(buf, cap, "frame %u unreadable: the walk ended there", rb->n);
+    else
+        return NULL;
+    return buf;
+}
+
+/* "Ruby:" and one line per frame, innermost first, as Ruby prints its own backtrace
+ * (path:line:in 'label'); nothing when there is no backtrace. */
+void rb_text(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts, bool by_gc)
+{
+    if (!id)
+        return;
+    struct race_rbtrace *rb = xcalloc(1, sizeof *rb);
+    const char *why;
+    char buf[96];
+    if (trace_rb(t, id, rb, &why) != RACE_STACK_OK) {
+        printf(INDENT "Ruby: (backtrace %u unreadable: %s)\n", id, why);
+        free(rb);
+        return;
+    }
+    printf(INDENT "Ruby%s:\n", by_gc ? " (the GC sweep ran in this code's allocation, not in the "
+                                      "block owner's code)" : "");
+    for (uint32_t i = 0; i < rb->n; i++) {
+        const struct race_rbframe *f = &rb->f[i];
+        printf(INDENT INDENT);
+        if (f->path[0]) {
+            text_str(stdout, f->path, strlen(f->path));
+            printf(":%d:", f->line);
+        } else {
+            printf("(unknown):");
+        }
+        printf("in '");
+        const char *l = rb_label(sym, f, ts, buf, sizeof buf);
+        text_str(stdout, l, strlen(l));
+        printf(f->cfunc ? "' (C)\n" : "'\n");
+    }
+    if (!rb->n && rb->status == RACE_RB_COMPLETE)
+        printf(INDENT INDENT "(no Ruby frames)\n");
+    const char *end = rb_ending(rb, buf, sizeof buf);
+    if (end)
+        printf(INDENT INDENT "(%s)\n", end);
+    free(rb);
+}
+
+/* ,"ruby":[{"label":..,"path":..,"line":..,"cfunc":..}],"ruby_end":.. (and the GC
+ * remark); nothing when there is no backtrace. */
+void rb_json(struct race_trace *t, struct race_sym *sym, uint32_t id, uint64_t ts, int by_gc)
+{
+    if (!id)
+        return;
+    struct race_rbtrace *rb = xcalloc(1, sizeof *rb);
+    const char *why;
+    char buf[96];
+    printf(",\"ruby\":[");
+    if (trace_rb(t, id, rb, &why) == RACE_STACK_OK) {
+        for (uint32_t i = 0; i < rb->n; i++) {
+            const struct race_rbframe *f = &rb->f[i];
+            printf("%s{\"label\":", i ? "," : "");
+            json_cstr(stdout, rb_label(sym, f, ts, buf, sizeof buf));
+            printf(",\"path\":");
+            json_cstr(stdout, f->path[0] ? f->path : NULL);
+            if (f->line)
+                printf(",\"line\":%d", f->line);
+            else
+                printf(",\"line\":null");
+            if (f->cfunc) {
+                printf(",\"cfunc\":");
+                json_hex(stdout, f->cfunc);
+            }
+            putchar('}');
+        }
+        printf("],\"ruby_end\":");
+        json_cstr(stdout, rb_ending(rb, buf, sizeof buf));
+    } else {
+        printf("],\"ruby_error\":");
+        json_cstr(stdout, why);
+    }
+    if (by_gc >= 0)
+        printf(",\"ruby_is_gc_trigger\":%s", by_gc ? "true" : "false");
+    free(rb);
+}
+
 /* The text report's first line, less its "==PID==ERROR: race: " (SARIF's message too). */
 void finding_title(FILE *out, const struct race_finding *f)
 {
@@ -113,6 +234,7 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
     }
     putchar('\n');
     stack_text(t, sym, f->stack, f->ts, f->pc, INDENT);
+    rb_text(t, sym, f->rb_use, f->ts, false);
     if (f->block_addr) {
         uint64_t a = f->addr, b = f->block_addr, end = f->block_addr + f->block_size;
         printf("\n0x%llx" RACE_W_LOCATED, (unsigned long long)a);
@@ -134,6 +256,8 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
             printf(RACE_W_BEFORE_PRE "%.3f" RACE_W_BEFORE_POST, ms_of(t, f->ts) - ms_of(t, f->free_ts));
         printf(":\n");
         stack_text(t, sym, f->free_stack, f->free_ts, free_pc_exact(f), INDENT);
+        rb_text(t, sym, f->rb_free, f->free_ts,
+                f->rb_free && rb_free_by_gc(t, sym, f->free_stack, f->free_ts));
     }
     if (f->alloc_ts) {
         printf("\n" RACE_W_ALLOCATED_BY);
@@ -152,7 +276,8 @@ static void text_finding(struct race_trace *t, struct race_sym *sym, const struc
 }
 
 static void json_who(const struct race_trace *t, struct race_sym *sym, const char *key,
-                     uint64_t ts, uint32_t tid, uint32_t ractor, uint32_t stack, int entry)
+                     uint64_t ts, uint32_t tid, uint32_t ractor, uint32_t stack, int entry,
+                     uint32_t rb)
 {
     printf(",\"%s\":{\"time_ms\":%.6f,\"tid\":%u,\"ractor\":%u", key, ms_of(t, ts), tid, ractor);
     if (entry >= 0)
@@ -164,6 +289,8 @@ static void json_who(const struct race_trace *t, struct race_sym *sym, const cha
         printf(",\"stack_error\":");
         json_cstr(stdout, bad);
     }
+    if (rb)
+        rb_json((struct race_trace *)t, sym, rb, ts, rb_free_by_gc((struct race_trace *)t, sym, stack, ts));
     putchar('}');
 }
 
@@ -202,6 +329,7 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
         printf(",\"stack_error\":");
         json_cstr(stdout, bad);
     }
+    rb_json(t, sym, f->rb_use, f->ts, -1);
     printf(",\"block\":");
     if (f->block_addr) {
         printf("{\"addr\":");
@@ -212,13 +340,13 @@ static void json_finding(struct race_trace *t, struct race_sym *sym, const struc
     }
     if (f->free_ts) {
         json_who(t, sym, "free", f->free_ts, f->free_tid, f->free_ractor, f->free_stack,
-                 f->free_entry);
+                 f->free_entry, f->rb_free);
         printf(",\"free_seq\":%llu", (unsigned long long)f->free_seq);
     } else {
         printf(",\"free\":null");
     }
     if (f->alloc_ts)
-        json_who(t, sym, "alloc", f->alloc_ts, f->alloc_tid, f->alloc_ractor, f->alloc_stack, -1);
+        json_who(t, sym, "alloc", f->alloc_ts, f->alloc_tid, f->alloc_ractor, f->alloc_stack, -1, 0);
     else
         printf(",\"alloc\":null");
     if (f->slot != UINT32_MAX)
@@ -564,6 +692,7 @@ static void text_crash(struct race_trace *t, struct race_sym *sym, const struct 
     who(c->tid, c->ractor, false);
     printf(" at %.3f ms:\n", ms_of(t, c->ts));
     stack_text(t, sym, c->stack, c->ts, c->pc, INDENT);
+    rb_text(t, sym, c->rb, c->ts, false);
     text_insn(x);
     text_registers(x);
     if (x->addr_poison)
@@ -656,10 +785,10 @@ static void json_match(struct race_trace *t, struct race_sym *sym, const struct 
     printf(",\"size\":%llu},\"offset\":%llu,\"guarded\":%s,\"reuse\":\"%s\"", (unsigned long long)m->size,
            (unsigned long long)(m->value - m->block), (m->free_flags & RACE_RF_GUARDED) ? "true" : "false",
            reuse[m->reuse]);
-    json_who(t, sym, "free", m->free_ts, m->free_tid, m->free_ractor, m->free_stack, m->free_entry);
+    json_who(t, sym, "free", m->free_ts, m->free_tid, m->free_ractor, m->free_stack, m->free_entry, 0);
     if (m->prev_ts)
         json_who(t, sym, "previous_free", m->prev_ts, m->prev_tid, m->prev_ractor, m->prev_stack,
-                 m->prev_entry);
+                 m->prev_entry, 0);
     else
         printf(",\"previous_free\":null");
     putchar('}');
@@ -683,6 +812,7 @@ static void json_crash(struct race_trace *t, struct race_sym *sym, const struct 
         printf(",\"stack_error\":");
         json_cstr(stdout, bad);
     }
+    rb_json(t, sym, c->rb, c->ts, -1);
     printf(",\"instruction\":");
     json_cstr(stdout, x->decoded ? x->insn : NULL);
     printf(",\"operand_addr\":");

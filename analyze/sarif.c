@@ -245,6 +245,82 @@ static void related(const struct out *o, int id, const struct race_frame *fr, st
     fputc('}', o->f);
 }
 
+/* ---- Ruby-level frames ---------------------------------------------------------- */
+
+/* A Ruby frame code scanning can place: a path with a line; relative paths (as Ruby
+ * names a script run from the checkout) are taken from the source root, and Ruby's
+ * own "<internal:...>" files have no place. */
+static bool rb_placeable(const struct out *o, const struct race_rbframe *f)
+{
+    if (!f->path[0] || f->path[0] == '<' || f->line <= 0)
+        return false;
+    return o->root ? (under_root(o, f->path) || f->path[0] != '/') : f->path[0] == '/';
+}
+
+static void rb_frame_text(FILE *f, const struct out *o, struct race_sym *sym,
+                          const struct race_rbframe *fr, uint64_t ts)
+{
+    char buf[96];
+    const char *rel = under_root(o, fr->path);
+    fprintf(f, "%s:%d:in '%s'%s", fr->path[0] ? rel ? rel : fr->path : "(unknown)", fr->line,
+            rb_label(sym, fr, ts, buf, sizeof buf), fr->cfunc ? " (C)" : "");
+}
+
+static void rb_physical(const struct out *o, const struct race_rbframe *fr)
+{
+    fputs("\"physicalLocation\":{", o->f);
+    artifact(o, fr->path);
+    fprintf(o->f, ",\"region\":{\"startLine\":%d}}", fr->line);
+}
+
+/* The Ruby frames as a thread flow, outermost first. */
+static void rb_thread_flow(const struct out *o, struct race_sym *sym, const struct race_rbtrace *rb,
+                           uint64_t ts, const char *id, const char *what)
+{
+    fputs(",{\"id\":", o->f);
+    json_cstr(o->f, id);
+    fputs(",\"message\":{\"text\":", o->f);
+    json_cstr(o->f, what);
+    fputs("},\"locations\":[", o->f);
+    for (uint32_t k = 0; k < rb->n; k++) {
+        const struct race_rbframe *fr = &rb->f[rb->n - 1 - k];
+        fputs(k ? ",{\"location\":{" : "{\"location\":{", o->f);
+        if (rb_placeable(o, fr)) {
+            rb_physical(o, fr);
+            fputc(',', o->f);
+        }
+        struct msg m;
+        rb_frame_text(msg_open(&m), o, sym, fr, ts);
+        fputs("\"message\":{\"text\":", o->f);
+        msg_json(&m, o->f);
+        fprintf(o->f, "}},\"nestingLevel\":%u}", k);
+    }
+    fputs("]}", o->f);
+}
+
+/* "key":["path:line:in 'label'", ...] */
+static void rb_property(const struct out *o, struct race_sym *sym, const struct race_rbtrace *rb,
+                        uint64_t ts, const char *key)
+{
+    fprintf(o->f, ",\"%s\":[", key);
+    for (uint32_t i = 0; i < rb->n; i++) {
+        struct msg m;
+        rb_frame_text(msg_open(&m), o, sym, &rb->f[i], ts);
+        if (i)
+            fputc(',', o->f);
+        msg_json(&m, o->f);
+    }
+    fputc(']', o->f);
+}
+
+static int rb_site(const struct out *o, const struct race_rbtrace *rb)
+{
+    for (uint32_t i = 0; i < rb->n; i++)
+        if (!rb->f[i].cfunc && rb_placeable(o, &rb->f[i]))
+            return (int)i;
+    return -1;
+}
+
 static bool is_access_type(unsigned type)
 {
     return type != RACE_FIND_DOUBLE_FREE && type != RACE_FIND_INVALID_FREE &&
@@ -261,6 +337,13 @@ static void result(const struct out *o, struct race_trace *t, struct race_sym *s
     int su = site_frame(o, use, nu), sf = site_frame(o, fre, nf), sa = site_frame(o, alc, na);
     const char *name = race_find_name(f->type);
     FILE *out = o->f;
+    static struct race_rbtrace rbu, rbf;
+    const char *why;
+    if (!f->rb_use || trace_rb(t, f->rb_use, &rbu, &why) != RACE_STACK_OK)
+        rbu.n = 0;
+    if (!f->rb_free || trace_rb(t, f->rb_free, &rbf, &why) != RACE_STACK_OK)
+        rbf.n = 0;
+    int rs = rb_site(o, &rbu);
 
     fprintf(out, "{\"ruleId\":\"%s\",\"ruleIndex\":%u,\"level\":\"error\",\"message\":{\"text\":",
             name, f->type - 1u);
@@ -297,7 +380,7 @@ static void result(const struct out *o, struct race_trace *t, struct race_sym *s
             logical(o, &use[0]);
     }
     fputs("}]", out);
-    if (sf >= 0 || sa >= 0) {
+    if (sf >= 0 || sa >= 0 || rs >= 0) {
         fputs(",\"relatedLocations\":[", out);
         int id = 1;
         if (sf >= 0) {
@@ -314,7 +397,17 @@ static void result(const struct out *o, struct race_trace *t, struct race_sym *s
             who(mt, f->alloc_tid, f->alloc_ractor);
             fputs(" in ", mt);
             frame_text(mt, o, &alc[sa]);
-            related(o, id, &alc[sa], &m);
+            related(o, id++, &alc[sa], &m);
+        }
+        if (rs >= 0) { /* the Ruby line that made the access */
+            mt = msg_open(&m);
+            fputs("Ruby code of the access: ", mt);
+            rb_frame_text(mt, o, sym, &rbu.f[rs], f->ts);
+            fprintf(out, "%s{\"id\":%d,", id > 1 ? "," : "", id);
+            rb_physical(o, &rbu.f[rs]);
+            fputs(",\"message\":{\"text\":", out);
+            msg_json(&m, out);
+            fputs("}}", out);
         }
         fputc(']', out);
     }
@@ -334,6 +427,17 @@ static void result(const struct out *o, struct race_trace *t, struct race_sym *s
             fputc(',', out);
             thread_flow(o, fre, nf, id, &m);
         }
+        if (rbu.n) {
+            snprintf(id, sizeof id, "use (Ruby): thread %u", f->tid);
+            rb_thread_flow(o, sym, &rbu, f->ts, id, "the Ruby frames of the access");
+        }
+        if (rbf.n) {
+            snprintf(id, sizeof id, "free (Ruby): thread %u", f->free_tid);
+            rb_thread_flow(o, sym, &rbf, f->free_ts, id,
+                           rb_free_by_gc(t, sym, f->free_stack, f->free_ts)
+                               ? "the Ruby frames whose allocation ran the GC sweep that freed it"
+                               : "the Ruby frames of the free");
+        }
         fputs("]}]", out);
     }
     uint64_t h = fnv(0xcbf29ce484222325ull, name);
@@ -345,6 +449,13 @@ static void result(const struct out *o, struct race_trace *t, struct race_sym *s
         fprintf(out, ",\"freeTid\":%u,\"freeRactor\":%u", f->free_tid, f->free_ractor);
     if (f->alloc_ts)
         fprintf(out, ",\"allocTid\":%u,\"allocRactor\":%u", f->alloc_tid, f->alloc_ractor);
+    if (rbu.n)
+        rb_property(o, sym, &rbu, f->ts, "rubyFrames");
+    if (rbf.n) {
+        rb_property(o, sym, &rbf, f->free_ts, "freeRubyFrames");
+        fprintf(out, ",\"freeRubyIsGcTrigger\":%s",
+                rb_free_by_gc(t, sym, f->free_stack, f->free_ts) ? "true" : "false");
+    }
     fprintf(out, ",\"occurrences\":%zu,\"address\":", count);
     json_hex(out, f->addr);
     fputs(",\"trace\":", out);

@@ -99,7 +99,8 @@ struct race_hdr {
     struct race_section findings;    /* race_find_hdr + race_finding[]: never overwritten */
     struct race_section probes;      /* race_probe_hdr + race_probe_rec[]: what is watched */
     struct race_section crashes;     /* race_crash_hdr + race_crash[] (version 3; zero in 2) */
-    struct race_section reserved[1]; /* later sections; zero */
+    struct race_section rbframes;    /* race_rb_hdr + race_rb_bt records: Ruby-level backtraces
+                                      * (version 3 from the Ruby-frames shim on; zero before) */
     int32_t pid;
     int32_t ppid;
     uint32_t clock;           /* enum race_clock */
@@ -265,7 +266,10 @@ struct race_finding {
     uint64_t count;           /* times this finding was seen in the process (version 3;
                                * 0 in version 2 = once): updated after publication */
     uint16_t subtype;         /* enum race_find_sub, by type (version 3; 0 in version 2) */
-    uint8_t pad2[30];
+    uint16_t pad1;
+    uint32_t rb_use;          /* Ruby backtrace of the access (race_rb_bt id), 0 = none */
+    uint32_t rb_free;         /* Ruby backtrace of the free (guarded slots), 0 = none */
+    uint8_t pad2[20];
 };
 #define RACE_FIND_COMMIT 0x444e4946u /* "FIND" */
 
@@ -299,9 +303,52 @@ struct race_crash {
     uint64_t pc;              /* the interrupted instruction */
     uint64_t regs[RACE_REG_COUNT];
     uint64_t seq;             /* the thread's event sequence number at the crash */
-    uint8_t pad[56];
+    uint32_t rb;              /* Ruby backtrace of the crashing thread (race_rb_bt id), 0 = none */
+    uint8_t pad[52];
 };
 #define RACE_CRASH_COMMIT 0x48535243u /* "CRSH" */
+
+/* Ruby-level backtraces: the Ruby frames of the thread that made an access, a free or a
+ * crash, copied as strings while the process was alive, so the analyzer needs nothing
+ * from it. Variable-size records bump-allocated after the header (8-byte units); an id
+ * is a record's offset from the end of the header in 8-byte units, plus 1. Findings and
+ * crash records name them; a record is only read through such a reference. */
+enum race_rb_status {
+    RACE_RB_COMPLETE = 0,   /* walked to the outermost frame */
+    RACE_RB_TRUNCATED = 1,  /* RACE_RUBY_DEPTH frames were taken, more were there */
+    RACE_RB_UNREADABLE = 2, /* frame `nframes` (0-based) could not be read: the walk ended */
+};
+enum race_rb_when {
+    RACE_RBW_USE = 1,       /* the access of a finding */
+    RACE_RBW_FREE = 2,      /* the free of a guarded block (recorded as raw frames at the free) */
+    RACE_RBW_CRASH = 3,     /* a crash record */
+};
+struct race_rb_hdr {
+    uint64_t used;            /* bytes claimed after this header (may exceed cap) */
+    uint64_t cap;             /* bytes after this header */
+    uint64_t dropped;         /* backtraces that did not fit */
+    uint8_t pad[40];
+};
+struct race_rb_bt {
+    uint32_t commit;          /* RACE_RB_COMMIT once complete */
+    uint32_t size;            /* of this record with its frames, a multiple of 8 */
+    uint16_t nframes;
+    uint8_t status;           /* enum race_rb_status */
+    uint8_t when;             /* enum race_rb_when */
+    uint32_t tid;
+    uint64_t pad;
+};
+struct race_rb_frame {
+    uint64_t cfunc;           /* a C method's function (symbolize it); 0 = a Ruby frame */
+    int32_t line;             /* 0 = unknown (a C method has its caller's line) */
+    uint16_t label_len;       /* bytes, without the NUL */
+    uint16_t path_len;
+    char text[];              /* label NUL path NUL, padded to 8 */
+};
+#define RACE_RB_COMMIT 0x54425252u /* "RRBT" */
+#define RACE_RB_LABEL_MAX 127u /* longer labels and paths are cut (keeping the path's end) */
+#define RACE_RB_PATH_MAX 255u
+#define RACE_RB_FRAMES_MAX 64u /* RACE_RUBY_DEPTH's upper bound */
 
 /* Probes: one record per place a watched function is probed, or refused. */
 enum race_probe_kind {
@@ -360,6 +407,14 @@ static_assert(offsetof(struct race_finding, subtype) == 192, "finding.subtype");
 static_assert(sizeof(struct race_crash_hdr) == 64, "crashes header");
 static_assert(sizeof(struct race_crash) == 256, "crash record");
 static_assert(offsetof(struct race_crash, regs) == 48, "crash.regs");
+static_assert(offsetof(struct race_crash, rb) == 200, "crash.rb");
+static_assert(offsetof(struct race_finding, rb_use) == 196, "finding.rb_use");
+static_assert(offsetof(struct race_finding, rb_free) == 200, "finding.rb_free");
+static_assert(offsetof(struct race_hdr, rbframes) == offsetof(struct race_hdr, crashes) + 16, "hdr.rbframes");
+static_assert(offsetof(struct race_hdr, pid) == offsetof(struct race_hdr, rbframes) + 16, "hdr.pid");
+static_assert(sizeof(struct race_rb_hdr) == 64, "Ruby backtraces header");
+static_assert(sizeof(struct race_rb_bt) == 24, "Ruby backtrace record");
+static_assert(sizeof(struct race_rb_frame) == 16, "Ruby frame");
 
 /* The record checksum over the seven payload words w[1..7] (w[0] is the commit word):
  * folded with rotations (each word lands on different bit positions, so a word from
@@ -408,13 +463,13 @@ static inline uint32_t race_stack_hash(const uint64_t *pc, uint32_t n)
 
 /* Section sizes in bytes, in file order after the header and the ring. */
 struct race_layout {
-    uint64_t nchunks, depot, modules, findings, probes, crashes;
+    uint64_t nchunks, depot, modules, findings, probes, crashes, rbframes;
 };
 
 static inline uint64_t race_layout_size(const struct race_layout *l)
 {
     return RACE_HDR_SIZE + l->nchunks * RACE_CHUNK_SIZE + l->depot + l->modules + l->findings +
-           l->probes + l->crashes;
+           l->probes + l->crashes + l->rbframes;
 }
 
 /* Fills the identity fields and the section table for a file laid out as FORMAT.md
@@ -431,9 +486,11 @@ static inline uint64_t race_hdr_layout(struct race_hdr *h, const struct race_lay
     h->chunk_recs = RACE_CHUNK_RECS;
     h->nchunks = (uint32_t)l->nchunks;
     uint64_t off = RACE_HDR_SIZE;
-    struct race_section *s[] = {&h->ring, &h->depot, &h->modules, &h->findings, &h->probes, &h->crashes};
-    const uint64_t size[] = {l->nchunks * RACE_CHUNK_SIZE, l->depot, l->modules, l->findings, l->probes, l->crashes};
-    for (unsigned i = 0; i < 6; i++) {
+    struct race_section *s[] = {&h->ring, &h->depot, &h->modules, &h->findings, &h->probes,
+                                &h->crashes, &h->rbframes};
+    const uint64_t size[] = {l->nchunks * RACE_CHUNK_SIZE, l->depot, l->modules, l->findings,
+                             l->probes, l->crashes, l->rbframes};
+    for (unsigned i = 0; i < 7; i++) {
         s[i]->off = size[i] ? off : 0;
         s[i]->size = size[i];
         off += size[i];

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <ucontext.h>
 
+#include "ruby.h"
 #include "shim.h"
 
 /* Per thread: the crash whose program handler is running (index + 1, 0 = none), and the
@@ -120,6 +121,7 @@ uint32_t race_crash_record(int sig, const void *siv, void *uc)
     }
     c.ractor = race_ractor_id();
     c.stack = u ? crash_stack(t, uc) : 0;
+    c.rb = race_rb_capture(RACE_RBW_CRASH);
 
     struct race_crash *d = (struct race_crash *)(ch + 1) + i;
     memcpy((uint8_t *)d + 4, (const uint8_t *)&c + 4, sizeof(c) - 4);

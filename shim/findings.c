@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "race_words.h"
+#include "ruby.h"
 #include "shim.h"
 
 /* The first findings are printed whole; after them a storm costs one summary line a
@@ -63,6 +64,7 @@ void race_findings_init(struct race_hdr *h)
     fh = (struct race_find_hdr *)((uint8_t *)h + h->findings.off);
     fh->cap = (h->findings.size - sizeof(*fh)) / sizeof(struct race_finding);
     frec = (struct race_finding *)(fh + 1);
+    race_rb_init(h);
 }
 
 void race_findings_path(const char *path)
@@ -301,6 +303,51 @@ static void frames(struct out *o, uint32_t stack)
     }
 }
 
+/* The Ruby block under a stack, as `race report` prints it, a C method's function raw
+ * (module+offset) where the report names it. */
+static void ruby_frames(struct out *o, uint32_t id)
+{
+    const struct race_rb_bt *bt = race_rb_record(id);
+    if (!bt)
+        return;
+    s_(o, "    Ruby:");
+    nl(o);
+    const uint8_t *p = (const uint8_t *)(bt + 1);
+    for (uint32_t i = 0; i < bt->nframes; i++) {
+        const struct race_rb_frame *f = (const struct race_rb_frame *)p;
+        s_(o, "        ");
+        s_(o, f->path_len ? f->text + f->label_len + 1 : "(unknown)");
+        s_(o, f->path_len ? ":" : "");
+        if (f->path_len) {
+            u_(o, (uint64_t)(f->line > 0 ? f->line : 0));
+            s_(o, ":");
+        }
+        s_(o, "in '");
+        if (f->cfunc) {
+            char where[480];
+            race_modules_describe(f->cfunc, where, sizeof(where));
+            s_(o, where);
+            s_(o, "' (C)");
+        } else {
+            s_(o, f->text);
+            s_(o, "'");
+        }
+        nl(o);
+        p += (sizeof(*f) + f->label_len + 1 + f->path_len + 1 + 7) & ~(size_t)7;
+    }
+    if (bt->status == RACE_RB_TRUNCATED) {
+        s_(o, "        (truncated at ");
+        u_(o, bt->nframes);
+        s_(o, " frames (RACE_RUBY_DEPTH))");
+        nl(o);
+    } else if (bt->status == RACE_RB_UNREADABLE) {
+        s_(o, "        (frame ");
+        u_(o, bt->nframes);
+        s_(o, " unreadable: the walk ended there)");
+        nl(o);
+    }
+}
+
 /* The report, line for line what `race report` prints for this finding (its frames
  * symbolized, ours module+offset), then where it is recorded and what happens next. */
 static void report(struct out *o, const struct race_finding *f)
@@ -353,6 +400,7 @@ static void report(struct out *o, const struct race_finding *f)
     }
     nl(o);
     frames(o, f->stack);
+    ruby_frames(o, f->rb_use);
     if (f->block_addr) {
         nl(o);
         x_(o, f->addr);
@@ -391,6 +439,7 @@ static void report(struct out *o, const struct race_finding *f)
         s_(o, ":");
         nl(o);
         frames(o, f->free_stack);
+        ruby_frames(o, f->rb_free);
     }
     if (f->alloc_ts) {
         nl(o);
@@ -483,6 +532,10 @@ void race_finding_report(struct race_finding *f, const void *uc)
     if (e && !is_new) {
         sighting(e);
     } else {
+        /* Ruby frames only for a finding recorded anew: a repeat costs no walk */
+        f->rb_use = race_rb_capture(RACE_RBW_USE);
+        if (f->slot != UINT32_MAX && f->free_ts)
+            f->rb_free = race_pool_free_rb(f->slot, f->free_ts);
         uint64_t r = put(f);
         __atomic_fetch_add(&n_distinct, 1, __ATOMIC_RELAXED);
         if (e && r) {

@@ -26,6 +26,10 @@ struct slot {
     uint32_t state, guard_open;
     uint32_t alloc_tid, alloc_ractor, alloc_stack, free_tid, free_ractor, free_stack, free_entry;
     uint64_t alloc_ts, free_ts, free_seq;
+    /* the freeing thread's Ruby frames, raw (ruby_frames.c turns them into strings only
+     * when a finding names this slot): count | status << 24 */
+    uint32_t free_rb_n;
+    struct race_rb_raw free_rb[RACE_RB_RAW_MAX];
 };
 
 /* Vyukov's bounded MPMC queue of freed slot indices: lock-free; an allocation that
@@ -363,11 +367,44 @@ void race_pool_free(void *p, unsigned entry)
     s->free_entry = entry;
     s->free_ts = race_now();
     s->free_seq = race_record_event(RACE_EV_FREE, entry, RACE_RF_GUARDED, p, s->size, i, s->free_stack);
+    uint32_t rb_max = (uint32_t)race_opt.RACE_RUBY_DEPTH;
+    s->free_rb_n = rb_max ? race_rb_capture_raw(s->free_rb, rb_max < RACE_RB_RAW_MAX ? rb_max : RACE_RB_RAW_MAX) : 0;
     __atomic_store_n(&s->state, SLOT_FREED, __ATOMIC_RELEASE);
     mprotect(slot_data((uint32_t)i), data_size, PROT_NONE);
     if (data_size > RELEASE_OVER)
         madvise(slot_data((uint32_t)i), data_size, MADV_DONTNEED);
     enqueue((uint32_t)i);
+}
+
+/* May the shim's fault-safe loads read p (ruby_frames.c)? Outside the pool, yes; inside,
+ * only the data pages of a live block: a freed slot's or a guard page's fault must stay
+ * a finding (and a fault inside the signal handler would open the slot again). A block
+ * freed between this answer and the load faults, and the load fails: a missed frame. */
+int race_pool_readable(uintptr_t p)
+{
+    uintptr_t base = __atomic_load_n(&race_pool_base, __ATOMIC_ACQUIRE);
+    if (!base || p - base >= race_pool_size)
+        return 1;
+    uint64_t off = p - base;
+    if (off < PAGE || (off - PAGE) % span >= data_size)
+        return 0;
+    uint64_t i = (off - PAGE) / span;
+    return i < nslots && __atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) == SLOT_LIVE;
+}
+
+/* The Ruby frames of slot i's last free as a backtrace record, for a finding whose free
+ * happened at free_ts (a slot freed again since then has other frames: none). */
+uint32_t race_pool_free_rb(uint32_t i, uint64_t free_ts)
+{
+    if (i >= nslots || !free_ts)
+        return 0;
+    struct slot *s = &slots[i];
+    struct race_rb_raw raw[RACE_RB_RAW_MAX];
+    uint32_t n = s->free_rb_n, tid = s->free_tid;
+    memcpy(raw, s->free_rb, sizeof(raw));
+    if (__atomic_load_n(&s->free_ts, __ATOMIC_ACQUIRE) != free_ts)
+        return 0;
+    return race_rb_from_raw(raw, n, tid);
 }
 
 /* Fault handler side: is addr ours, and what does it hit? Fills f and returns the

@@ -20,18 +20,44 @@
 static const struct race_ruby_layout layouts[] = {
     {.major = 3, .minor = 1,
      .verified = "3.1.7 (Debian): Ractor offsets at run time with a C extension (ids 1-4 matched "
-                 "Ractor.current); the rest from 3.1.2's headers (Debian's ruby3.1 source)",
+                 "Ractor.current); the rest from 3.1.2's headers (Debian's ruby3.1 source); Ruby "
+                 "frames: lines and paths matched caller_locations in tests/t_rubyframes.sh",
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 0, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 0, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
-     .special_bits = 8, .symbol_flag = 0x0c},
+     .special_bits = 8, .symbol_flag = 0x0c,
+     .ec_vm_stack = 0, .ec_vm_stack_size = 8, .ec_cfp = 16, .cfp_pc = 0, .cfp_iseq = 16, .cfp_ep = 32,
+     .iseq_body = 16, .body_iseq_size = 4, .body_encoded = 8, .body_pathobj = 64, .body_label = 80,
+     .insn_entry_size = 12, .imemo_iseq = 7, .imemo_ment = 6,
+     .frame_magic_mask = 0x7fff0001, .frame_magic_cfunc = 0x55550001, .ep_me_cref = -2,
+     .me_def = 16, .def_cfunc_func = 8, .method_type_cfunc = 1,
+     .t_string = 0x05, .t_array = 0x07, .str_noembed = 1u << 13, .str_ptr = 24,
+     .ary_embed = 1u << 13, .ary_ary = 16, .ary_len = 16, .ary_ptr = 32,
+     /* 3.1: __bp__ and jit_return make a control frame 64 bytes; location.first_lineno is
+      * a VALUE, so insns_info starts at 120; RString keeps an embedded length in the
+      * flags (RSTRING_EMBED_LEN_SHIFT 14) and its bytes at 16 */
+     .cfp_size = 64, .body_insns = 120, .body_insns_size = 136, .body_succ = 144,
+     .str_len = 16, .str_len_shift = 14, .str_ary = 16,
+    },
     {.major = 3, .minor = 3,
      .verified = "3.3.8 (Debian's ruby3.3 3.3.8-2 source): every number by tests/ruby/layout.c against "
                  "its configured tree; run-time validation; tests/t_ruby33.sh",
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
-     .special_bits = 8, .symbol_flag = 0x0c},
+     .special_bits = 8, .symbol_flag = 0x0c,
+     .ec_vm_stack = 0, .ec_vm_stack_size = 8, .ec_cfp = 16, .cfp_pc = 0, .cfp_iseq = 16, .cfp_ep = 32,
+     .iseq_body = 16, .body_iseq_size = 4, .body_encoded = 8, .body_pathobj = 64, .body_label = 80,
+     .insn_entry_size = 12, .imemo_iseq = 7, .imemo_ment = 6,
+     .frame_magic_mask = 0x7fff0001, .frame_magic_cfunc = 0x55550001, .ep_me_cref = -2,
+     .me_def = 16, .def_cfunc_func = 8, .method_type_cfunc = 1,
+     .t_string = 0x05, .t_array = 0x07, .str_noembed = 1u << 13, .str_ptr = 24,
+     .ary_embed = 1u << 13, .ary_ary = 16, .ary_len = 16, .ary_ptr = 32,
+     /* 3.3 on: a control frame is 56 bytes (jit_return, no __bp__), insns_info at 112;
+      * RString's len at 16 for both forms and an embedded string's bytes at 24 */
+     .cfp_size = 56, .body_insns = 112, .body_insns_size = 128, .body_succ = 136,
+     .str_len = 16, .str_len_shift = 0, .str_ary = 24,
+    },
     {.major = 3, .minor = 4,
      .verified = "3.4.5 (Debian's ruby3.4 3.4.5-1~exp1 source): ptype /o on its debug info and every "
                  "number by tests/ruby/layout.c against its configured tree; run-time validation; "
@@ -39,14 +65,28 @@ static const struct race_ruby_layout layouts[] = {
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 11,
-     .special_bits = 8, .symbol_flag = 0x0c},
+     .special_bits = 8, .symbol_flag = 0x0c,
+     .ec_vm_stack = 0, .ec_vm_stack_size = 8, .ec_cfp = 16, .cfp_pc = 0, .cfp_iseq = 16, .cfp_ep = 32,
+     .iseq_body = 16, .body_iseq_size = 4, .body_encoded = 8, .body_pathobj = 64, .body_label = 80,
+     .insn_entry_size = 12, .imemo_iseq = 7, .imemo_ment = 6,
+     .frame_magic_mask = 0x7fff0001, .frame_magic_cfunc = 0x55550001, .ep_me_cref = -2,
+     .me_def = 16, .def_cfunc_func = 8, .method_type_cfunc = 1,
+     .t_string = 0x05, .t_array = 0x07, .str_noembed = 1u << 13, .str_ptr = 24,
+     .ary_embed = 1u << 13, .ary_ary = 16, .ary_len = 16, .ary_ptr = 32,
+     /* 3.3 on: a control frame is 56 bytes (jit_return, no __bp__), insns_info at 112;
+      * RString's len at 16 for both forms and an embedded string's bytes at 24 */
+     .cfp_size = 56, .body_insns = 112, .body_insns_size = 128, .body_succ = 136,
+     .str_len = 16, .str_len_shift = 0, .str_ary = 24,
+    },
     {.major = 4, .minor = 0,
      .verified = "4.0.0: field order from its DWARF (a WASI build), not run here; imemo_callinfo "
                  "not checked (no slot checks)",
      .ec_thread = 48, .thread_ractor = 24, .ractor_id = 8, .thread_vm = 32, .vm_main_ractor = 32,
      .ci_table = 1, .ci_kwarg = 8, .ci_size = 40, .kwarg_refs = 4, .kwarg_keywords = 8,
      .t_mask = 0x1f, .t_imemo = 0x1a, .imemo_shift = 12, .imemo_mask = 0xf, .imemo_callinfo = 0,
-     .special_bits = 8, .symbol_flag = 0x0c},
+     .special_bits = 8, .symbol_flag = 0x0c,
+     /* Ruby frames: not verified on 4.0 (cfp_size 0 turns them off) */
+    },
 };
 
 int race_ruby_state = RACE_RACTOR_UNKNOWN;

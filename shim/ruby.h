@@ -36,7 +36,31 @@ struct race_ruby_layout {
     /* A static Symbol (special_consts.h): its low RUBY_SPECIAL_SHIFT bits are
      * RUBY_SYMBOL_FLAG (the flonum layout of 64-bit builds). */
     uint32_t special_bits, symbol_flag;
-    /* Ruby-level frames will add rb_control_frame_t's fields here. */
+    /* Ruby-level frames (ruby_frames.c). vm_core.h rb_execution_context_t .vm_stack,
+     * .vm_stack_size (in VALUEs), .cfp; rb_control_frame_t's size (3.1 has __bp__ in
+     * it) and .pc, .iseq, .ep; rb_iseq_t .body; rb_iseq_constant_body .iseq_size,
+     * .iseq_encoded, .location.pathobj and .label, .insns_info.body, .size and
+     * .succ_index_table (VM_INSN_INFO_TABLE_IMPL 2); iseq.h iseq_insn_info_entry's size
+     * (line_no first); imemo.h imemo_iseq and imemo_ment. */
+    uint32_t ec_vm_stack, ec_vm_stack_size, ec_cfp;
+    uint32_t cfp_size, cfp_pc, cfp_iseq, cfp_ep;
+    uint32_t iseq_body, body_iseq_size, body_encoded, body_pathobj, body_label;
+    uint32_t body_insns, body_insns_size, body_succ, insn_entry_size;
+    uint32_t imemo_iseq, imemo_ment;
+    /* vm_core.h VM_FRAME_MAGIC_MASK, VM_FRAME_MAGIC_CFUNC (in ep[VM_ENV_DATA_INDEX_FLAGS]),
+     * VM_ENV_DATA_INDEX_ME_CREF; method.h rb_callable_method_entry_t .def,
+     * rb_method_definition_t .type (low 4 bits) and .body.cfunc.func,
+     * VM_METHOD_TYPE_CFUNC. */
+    uint32_t frame_magic_mask, frame_magic_cfunc;
+    int32_t ep_me_cref;
+    uint32_t me_def, def_cfunc_func, method_type_cfunc;
+    /* value_type.h RUBY_T_STRING, RUBY_T_ARRAY; rstring.h RSTRING_NOEMBED (FL_USER1) and
+     * where the length and bytes are: 3.1 keeps an embedded string's length in the flags
+     * (RSTRING_EMBED_LEN_SHIFT, a 5-bit mask: str_len_shift != 0) and its bytes at 16,
+     * 3.3 on keep .len at 16 for both and the bytes at 24. rarray.h RARRAY_EMBED_FLAG
+     * (FL_USER1), as.ary at 16, as.heap.len 16 and .ptr 32 (a pathobj [path, realpath]). */
+    uint32_t t_string, t_array, str_noembed, str_len, str_len_shift, str_ptr, str_ary;
+    uint32_t ary_embed, ary_ary, ary_len, ary_ptr;
 };
 
 /* ruby.c */
@@ -49,6 +73,19 @@ extern int race_ruby_pending;
 extern intptr_t race_ec_tpoff;
 extern const uint32_t *race_ractor_off;
 extern void *const *race_vm_ptr;
+
+/* ruby_frames.c: Ruby-level backtraces (common/race_trace.h race_rb_bt) */
+#define RACE_RB_RAW_MAX 8 /* raw frames kept per guarded free */
+struct race_rb_raw {
+    uint64_t a, b;            /* (iseq, pc) for a Ruby frame; (0, cfunc) for a C method */
+};
+void race_rb_init(struct race_hdr *h);
+uint32_t race_rb_capture(uint8_t when);
+uint32_t race_rb_capture_raw(struct race_rb_raw *raw, uint32_t max);
+uint32_t race_rb_from_raw(const struct race_rb_raw *raw, uint32_t n, uint32_t tid);
+const struct race_rb_bt *race_rb_record(uint32_t id);
+uint32_t race_pool_free_rb(uint32_t slot, uint64_t free_ts); /* pool.c */
+int race_pool_readable(uintptr_t p);                         /* pool.c */
 
 /* ruby_ci.c: the stale call-info check, registered with watch by race_ruby_init */
 void race_ruby_ci_register(void);

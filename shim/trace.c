@@ -29,6 +29,7 @@ static char trace_path[4200];
 #define FINDINGS_SIZE (64u + 1024u * sizeof(struct race_finding))
 #define PROBES_SIZE (64u + 256u * sizeof(struct race_probe_rec))
 #define CRASHES_SIZE (64u + 16u * sizeof(struct race_crash))
+#define RBFRAMES_SIZE (256u * 1024u) /* Ruby backtraces: about 200 of 16 frames */
 #define PAGE 4096u
 
 /* The open trace file, kept for the reservations and the trim at exit; identified by
@@ -136,6 +137,7 @@ static void trim(struct race_hdr *h)
     give_back_records(fd, h, &h->findings, sizeof(struct race_finding));
     give_back_records(fd, h, &h->probes, sizeof(struct race_probe_rec));
     give_back_records(fd, h, &h->crashes, sizeof(struct race_crash));
+    give_back_records(fd, h, &h->rbframes, 1); /* its used and cap count bytes */
 }
 
 static void exe_name(char *out, size_t cap)
@@ -216,7 +218,8 @@ int race_trace_open(int forked)
     uint64_t ring = (uint64_t)race_opt.RACE_RING_MB << 20;
     uint64_t nchunks = ring / RACE_CHUNK_SIZE;
     uint64_t depot = (uint64_t)race_opt.RACE_DEPOT_MB << 20;
-    struct race_layout lay = {nchunks, depot, MODULES_SIZE, FINDINGS_SIZE, PROBES_SIZE, CRASHES_SIZE};
+    struct race_layout lay = {nchunks, depot, MODULES_SIZE, FINDINGS_SIZE, PROBES_SIZE, CRASHES_SIZE,
+                              race_opt.RACE_RUBY_DEPTH ? RBFRAMES_SIZE : 0};
     uint64_t size = race_layout_size(&lay);
 
     int fd = create_file(path, sizeof(path));

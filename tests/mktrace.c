@@ -35,6 +35,7 @@
 
 static struct {
     int threads, events, chunks;
+    int ruby_frames, bad_ruby_frames; /* Ruby backtraces named by the first finding */
     int torn, clamp, corrupt, bad_stack, crash, ruby, empty_exe, mono, remap, findings;
     int dropped, probes, bad_probe_ref, stale_ci, crashes, crash_wild;
 } opt = {.threads = 3, .events = 100, .chunks = 8};
@@ -387,6 +388,50 @@ static void findings(uint64_t k, const uint32_t *stacks)
     memcpy(sec + sizeof fh, f, sizeof f); /* the third slot stays zero: never published */
 }
 
+/* Ruby backtraces (--ruby-frames) for the first finding (needs --findings): the use's,
+ * a C method then two Ruby frames, and the free's, truncated at one frame. With
+ * --bad-ruby-frames the use's second frame gets a label length running past its text:
+ * the reader must report it and print nothing of that backtrace. */
+#define RB_SIZE 4096u
+static uint32_t rb_put(uint8_t *area, uint64_t *used, uint8_t when, uint8_t status,
+                       const struct race_rb_frame *fr, const char *const *text, uint32_t n)
+{
+    uint64_t at = *used, p = at + sizeof(struct race_rb_bt);
+    for (uint32_t i = 0; i < n; i++) {
+        struct race_rb_frame f = fr[i];
+        f.label_len = (uint16_t)strlen(text[2 * i]);
+        f.path_len = (uint16_t)strlen(text[2 * i + 1]);
+        memcpy(area + p, &f, sizeof f);
+        memcpy(area + p + sizeof f, text[2 * i], f.label_len);
+        memcpy(area + p + sizeof f + f.label_len + 1, text[2 * i + 1], f.path_len);
+        p += (sizeof f + f.label_len + 1 + f.path_len + 1 + 7) & ~7ull;
+    }
+    struct race_rb_bt bt = {.commit = RACE_RB_COMMIT, .size = (uint32_t)(p - at), .nframes = (uint16_t)n,
+                            .status = status, .when = when, .tid = 1002};
+    memcpy(area + at, &bt, sizeof bt);
+    *used = p;
+    return (uint32_t)(at / 8 + 1);
+}
+
+static void ruby_frames(void)
+{
+    uint8_t *sec = file + hdr->rbframes.off, *area = sec + sizeof(struct race_rb_hdr);
+    uint64_t used = 0;
+    const struct race_rb_frame use[] = {{.cfunc = 0x401000, .line = 11}, {.line = 11}, {.line = 20}};
+    const char *const use_text[] = {"", "app/peek.rb", "peek", "app/peek.rb", "block in <main>", "app/main.rb"};
+    const struct race_rb_frame fre[] = {{.line = 7}};
+    const char *const fre_text[] = {"release", "app/release.rb"};
+    uint32_t u = rb_put(area, &used, RACE_RBW_USE, RACE_RB_COMPLETE, use, use_text, 3);
+    uint32_t f = rb_put(area, &used, RACE_RBW_FREE, RACE_RB_TRUNCATED, fre, fre_text, 1);
+    if (opt.bad_ruby_frames) /* frame 1 starts 32 bytes after frame 0; label_len at +12 */
+        area[(u - 1) * 8 + sizeof(struct race_rb_bt) + 32 + offsetof(struct race_rb_frame, label_len)] = 'X';
+    struct race_rb_hdr rh = {.used = used, .cap = hdr->rbframes.size - sizeof rh, .dropped = 1};
+    memcpy(sec, &rh, sizeof rh);
+    struct race_finding *f0 = (struct race_finding *)(file + hdr->findings.off + sizeof(struct race_find_hdr));
+    f0->rb_use = u;
+    f0->rb_free = f;
+}
+
 /* A stale call-info: thread 1001 (Ractor 1) reads the references field of a kwarg block
  * that thread 1003 (Ractor 3) freed; it goes after the other findings. */
 static void stale_ci(uint64_t k, const uint32_t *stacks)
@@ -531,7 +576,8 @@ static void usage(void)
     fputs("usage: mktrace [--threads N] [--events N] [--chunks N] [--torn N] [--corrupt N]\n"
           "               [--clamp N] [--bad-stack N] [--dropped N] [--crash] [--ruby]\n"
           "               [--mono] [--empty-exe-path] [--remap] [--findings] [--stale-ci]\n"
-          "               [--probes] [--bad-probe-ref N] [--crashes] [--crash-wild] OUT\n", stderr);
+          "               [--probes] [--bad-probe-ref N] [--crashes] [--crash-wild]\n"
+          "               [--ruby-frames] [--bad-ruby-frames] OUT\n", stderr);
     exit(64);
 }
 
@@ -566,6 +612,10 @@ int main(int argc, char **argv)
             opt.stale_ci = 1;
         } else if (!strcmp(a, "--probes")) {
             opt.probes = 1;
+        } else if (!strcmp(a, "--ruby-frames")) {
+            opt.ruby_frames = 1;
+        } else if (!strcmp(a, "--bad-ruby-frames")) {
+            opt.ruby_frames = opt.bad_ruby_frames = 1;
         } else if (!strcmp(a, "--crashes")) {
             opt.crashes = 1;
         } else if (!strcmp(a, "--crash-wild")) {
@@ -581,7 +631,8 @@ int main(int argc, char **argv)
 
     struct race_layout lay = {.nchunks = (uint64_t)opt.chunks, .depot = DEPOT_SIZE, .modules = MODS_SIZE,
                               .findings = FIND_SIZE, .probes = opt.probes ? PROBES_SIZE : 0,
-                              .crashes = opt.crashes || opt.crash_wild ? CRASHES_SIZE : 0};
+                              .crashes = opt.crashes || opt.crash_wild ? CRASHES_SIZE : 0,
+                              .rbframes = opt.ruby_frames ? RB_SIZE : 0};
     file_size = race_layout_size(&lay);
     file = calloc(1, file_size);
     hdr = (struct race_hdr *)file;
@@ -617,6 +668,8 @@ int main(int argc, char **argv)
     damage();
     if (opt.findings)
         findings(k, stacks);
+    if (opt.findings && opt.ruby_frames)
+        ruby_frames();
     if (opt.stale_ci)
         stale_ci(k, stacks);
     if (opt.probes)
