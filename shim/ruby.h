@@ -99,6 +99,17 @@ static inline int race_ruby_static_sym(const struct race_ruby_layout *l, uint64_
     return (v & ((1ull << l->special_bits) - 1)) == l->symbol_flag;
 }
 
+/* A load the Ractor-id read must not make: into a guarded slot that is not a live block.
+ * A live guarded block is read like any other (a new Ractor's execution context, 368
+ * bytes on 3.4.5, is sometimes one: refusing every pool address gave that Ractor's
+ * events id 0, tests/t_ruby34.sh's one-off failure); a freed slot's fault would be a
+ * finding. Freed between the check and the load, it faults and race_arch_fixup fails
+ * the load. */
+static inline int race_ruby_refused(uint64_t p)
+{
+    return unlikely(race_pool_owns((void *)p)) && !race_pool_readable(p);
+}
+
 /* The Ractor id of the running code, 0 when unknown. */
 static inline uint32_t race_ractor_id(void)
 {
@@ -113,11 +124,14 @@ static inline uint32_t race_ractor_id(void)
      * hop is a load that may fault (arch_x86.h), and none follows a pointer into the
      * guarded pool (PROT_NONE slots are findings, not misses). */
     uint64_t ec = *(const uint64_t *)(tp + race_ec_tpoff), th, r, id;
-    if (!ec || race_pool_owns((void *)ec) || !race_arch_load((void *)(ec + race_ractor_off[0]), &th))
+    if (!ec || race_ruby_refused(ec + race_ractor_off[0]) ||
+        !race_arch_load((void *)(ec + race_ractor_off[0]), &th))
         return 0;
-    if (!th || race_pool_owns((void *)th) || !race_arch_load((void *)(th + race_ractor_off[1]), &r))
+    if (!th || race_ruby_refused(th + race_ractor_off[1]) ||
+        !race_arch_load((void *)(th + race_ractor_off[1]), &r))
         return 0;
-    if (!r || race_pool_owns((void *)r) || !race_arch_load((void *)(r + race_ractor_off[2]), &id))
+    if (!r || race_ruby_refused(r + race_ractor_off[2]) ||
+        !race_arch_load((void *)(r + race_ractor_off[2]), &id))
         return 0;
     return (uint32_t)id;
 }
